@@ -1,0 +1,38 @@
+namespace QuantServe.Engine.Tensors;
+
+/// <summary>The registry of storage formats, by ggml type and by name.</summary>
+public static class TensorFormats
+{
+    private static readonly Dictionary<GgmlType, TensorFormat> ByGgml = new();
+    private static readonly Dictionary<string, TensorFormat> ByName = new(StringComparer.OrdinalIgnoreCase);
+
+    static TensorFormats()
+    {
+        // One line per format; each format's file holds its whole definition.
+        foreach (var f in BuiltIn()) Register(f);
+    }
+
+    private static IEnumerable<TensorFormat> BuiltIn()
+    {
+        yield break;
+    }
+
+    /// <summary>Adds a format to the registry (also used by tests for experimental formats).</summary>
+    public static void Register(TensorFormat format)
+    {
+        lock (ByName)
+        {
+            ByName[format.Name] = format;
+            if (format.Ggml is { } g) ByGgml[g] = format;
+        }
+    }
+
+    /// <summary>The format for a ggml type id, or null when QuantServe cannot compute on that type.</summary>
+    public static TensorFormat? ForGgml(GgmlType type) { lock (ByName) return ByGgml.GetValueOrDefault(type); }
+
+    /// <summary>The format with the given type name (case-insensitive), or null.</summary>
+    public static TensorFormat? ForName(string name) { lock (ByName) return ByName.GetValueOrDefault(name); }
+
+    /// <summary>Every registered format.</summary>
+    public static IReadOnlyList<TensorFormat> All { get { lock (ByName) return ByName.Values.Distinct().ToList(); } }
+}

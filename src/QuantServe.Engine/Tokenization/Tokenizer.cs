@@ -1,0 +1,53 @@
+using System.Text;
+
+namespace QuantServe.Engine.Tokenization;
+
+/// <summary>
+/// Text ⇄ token ids for one model. Decoding is byte-oriented so a streamed response never splits a UTF-8
+/// sequence: <see cref="TokenBytes"/> gives each token's exact bytes and <see cref="Utf8StreamDecoder"/> turns
+/// them into whole characters.
+/// </summary>
+public abstract class Tokenizer
+{
+    /// <summary>Number of token ids.</summary>
+    public abstract int VocabSize { get; }
+
+    /// <summary>Beginning-of-sequence id, or -1.</summary>
+    public abstract int BosId { get; }
+
+    /// <summary>End-of-sequence id, or -1.</summary>
+    public abstract int EosId { get; }
+
+    /// <summary>Whether <see cref="Encode"/> adds BOS when the caller does not say (the model's own setting).</summary>
+    public virtual bool AddBosByDefault => BosId >= 0;
+
+    /// <summary>Encodes <paramref name="text"/>; with <paramref name="parseSpecial"/> special-token texts such as
+    /// <c>&lt;|im_start|&gt;</c> become their ids instead of being tokenized as plain text.</summary>
+    public abstract int[] Encode(string text, bool addBos, bool parseSpecial = false);
+
+    /// <summary>The bytes <paramref name="token"/> contributes to decoded text when it follows <paramref name="previousToken"/>
+    /// (-1 at the start). Control tokens contribute nothing; SentencePiece's dummy-prefix space is dropped right after BOS.</summary>
+    public abstract ReadOnlySpan<byte> TokenBytes(int token, int previousToken);
+
+    /// <summary>The token's piece as stored in the vocabulary (for logprob listings and debugging).</summary>
+    public abstract string TokenText(int token);
+
+    /// <summary>Whether the id is a control/special token (BOS, EOS, chat markers).</summary>
+    public abstract bool IsSpecial(int token);
+
+    /// <summary>Finds the id of a special or ordinary token by its exact piece text, or -1.</summary>
+    public abstract int TokenId(string piece);
+
+    /// <summary>Decodes ids to text; <paramref name="previousToken"/> is the token before the first one (-1 when none).</summary>
+    public string Decode(ReadOnlySpan<int> tokens, int previousToken = -1)
+    {
+        var bytes = new List<byte>(tokens.Length * 4);
+        int prev = previousToken;
+        foreach (int t in tokens)
+        {
+            foreach (byte b in TokenBytes(t, prev)) bytes.Add(b);
+            prev = t;
+        }
+        return Encoding.UTF8.GetString(bytes.ToArray());
+    }
+}
