@@ -1,3 +1,5 @@
+using QuantServe.Engine.Formats.Gguf;
+using QuantServe.Engine.Formats.HuggingFace;
 using QuantServe.Engine.Formats.Llama2c;
 
 namespace QuantServe.Engine.Models;
@@ -28,6 +30,8 @@ public static class ModelLoader
         return DetectFormat(path) switch
         {
             "llama2c" => Llama2cModelLoader.Load(path),
+            "gguf" => GgufModelLoader.Load(path),
+            "safetensors" => HuggingFaceModelLoader.Load(path),
             _ => throw new ModelLoadException(path, "not a recognised model: expected a .gguf file, a Hugging Face folder (config.json + safetensors) or a llama2.c checkpoint with a tok*.bin tokenizer"),
         };
     }

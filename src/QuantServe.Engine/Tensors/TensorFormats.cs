@@ -12,10 +12,8 @@ public static class TensorFormats
         foreach (var f in BuiltIn()) Register(f);
     }
 
-    private static IEnumerable<TensorFormat> BuiltIn()
-    {
-        yield break;
-    }
+    private static IEnumerable<TensorFormat> BuiltIn() =>
+        FloatFormats.All.Concat(QuantServe.Engine.Quantization.Formats.QuantFormats.All);
 
     /// <summary>Adds a format to the registry (also used by tests for experimental formats).</summary>
     public static void Register(TensorFormat format)

@@ -1,0 +1,10 @@
+using QuantServe.Engine.Tensors;
+
+namespace QuantServe.Engine.Quantization.Formats;
+
+/// <summary>The quantized storage formats (ggml block types and QuantServe's own), for the registry.</summary>
+public static class QuantFormats
+{
+    /// <summary>Every quantized format.</summary>
+    public static IEnumerable<TensorFormat> All => [];
+}
