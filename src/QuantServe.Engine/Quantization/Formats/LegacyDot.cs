@@ -1,0 +1,329 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using QuantServe.Engine.Tensors;
+
+namespace QuantServe.Engine.Quantization.Formats;
+
+/// <summary>Compile-time batch tile width for the kernels (1 or 4 activation vectors per pass over a block).</summary>
+internal interface ILegacyTile { static abstract int N { get; } }
+
+internal struct LegacyTile1 : ILegacyTile { public static int N => 1; }
+
+internal struct LegacyTile4 : ILegacyTile { public static int N => 4; }
+
+/// <summary>
+/// The fused dot kernels shared by Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 (ggml's <c>ggml_vec_dot_*_q8_0/q8_1</c>).
+/// For weight block i with scale d_w (and min m_w) and activation block i with scale d_a (and s_a = d_a·Σa):
+/// <c>sumi = Σ_j (q_j − bias)·a_j</c> exactly in integers, then
+/// <c>y += (d_w·d_a)·sumi</c> (+ <c>m_w·s_a</c> for the _1 formats) in float.
+/// A row's block is decoded once and used for up to four activation vectors, so prompt batches reuse the decode work
+/// while the row stays in L1.
+/// </summary>
+internal static unsafe class LegacyDot
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Half(byte* p) => GgmlFp16.ToFloat(*(ushort*)p);
+
+    private static int ActBytes<T>() where T : struct, ILegacyBlock => T.HasMin ? Q8Activations.Q8_1BlockBytes : Q8Activations.Q8_0BlockBytes;
+
+    private static int ActQs<T>() where T : struct, ILegacyBlock => T.HasMin ? 4 : 2;
+
+    /// <summary>Checks the arguments of <see cref="TensorFormat.DotRows"/> and runs the kernel of <paramref name="path"/>.</summary>
+    public static void Rows<T>(string format, WeightMatrix w, int rowStart, int rowEnd, ReadOnlySpan<byte> activations,
+        int activationStride, int batch, Span<float> y, int yStride, LegacyKernelPath path) where T : struct, ILegacyBlock
+    {
+        LegacyKernels.Check(path);
+        if (w.Cols <= 0 || w.Cols % 32 != 0) throw new ArgumentException($"{w.Name}: width {w.Cols} does not fit {format} (multiple of 32)");
+        if (rowStart < 0 || rowEnd > w.Rows || rowStart > rowEnd)
+            throw new ArgumentOutOfRangeException(nameof(rowStart), $"{w.Name}: rows [{rowStart}, {rowEnd}) outside 0..{w.Rows}");
+        if (batch <= 0 || rowStart == rowEnd) return;
+        int nb = w.Cols / 32;
+        if (activationStride < nb * ActBytes<T>() && batch > 1)
+            throw new ArgumentException($"{w.Name}: activation stride {activationStride} is shorter than one prepared vector ({nb * ActBytes<T>()} bytes)");
+        if ((long)(batch - 1) * activationStride + nb * ActBytes<T>() > activations.Length)
+            throw new ArgumentException($"{w.Name}: activations hold {activations.Length} bytes, too few for batch {batch}");
+        if ((long)(batch - 1) * yStride + rowEnd > y.Length)
+            throw new ArgumentException($"{w.Name}: output holds {y.Length} floats, too few for batch {batch}");
+
+        fixed (byte* a = activations)
+        fixed (float* py = y)
+        {
+            switch (path)
+            {
+                case LegacyKernelPath.Avx512: RowsOf<T, Avx512Kernel<T>>(w, rowStart, rowEnd, nb, a, activationStride, batch, py, yStride); break;
+                case LegacyKernelPath.Avx2: RowsOf<T, Avx2Kernel<T>>(w, rowStart, rowEnd, nb, a, activationStride, batch, py, yStride); break;
+                case LegacyKernelPath.Vector128: RowsOf<T, Vector128Kernel<T>>(w, rowStart, rowEnd, nb, a, activationStride, batch, py, yStride); break;
+                default: RowsOf<T, ScalarKernel<T>>(w, rowStart, rowEnd, nb, a, activationStride, batch, py, yStride); break;
+            }
+        }
+    }
+
+    private interface IKernel
+    {
+        static abstract void Tile1(byte* row, int nb, byte* act, int stride, float* result);
+        static abstract void Tile4(byte* row, int nb, byte* act, int stride, float* result);
+    }
+
+    private static void RowsOf<T, K>(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int batch, float* y, int yStride)
+        where T : struct, ILegacyBlock where K : struct, IKernel
+    {
+        float* r4 = stackalloc float[4];
+        for (int r = rowStart; r < rowEnd; r++)
+        {
+            byte* row = w.Data + r * w.RowBytes;
+            int b = 0;
+            for (; b + 4 <= batch; b += 4)
+            {
+                K.Tile4(row, nb, act + (long)b * stride, stride, r4);
+                for (int j = 0; j < 4; j++) y[(long)(b + j) * yStride + r] = r4[j];
+            }
+            for (; b < batch; b++)
+            {
+                K.Tile1(row, nb, act + (long)b * stride, stride, r4);
+                y[(long)b * yStride + r] = r4[0];
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- scalar reference
+
+    private struct ScalarKernel<T> : IKernel where T : struct, ILegacyBlock
+    {
+        public static void Tile1(byte* row, int nb, byte* act, int stride, float* result) => result[0] = Dot(row, nb, act);
+
+        public static void Tile4(byte* row, int nb, byte* act, int stride, float* result)
+        {
+            for (int j = 0; j < 4; j++) result[j] = Dot(row, nb, act + (long)j * stride);
+        }
+
+        /// <summary>ggml's generic vec_dot: per block an exact integer sum, then sumf += (d_w·d_a)·sumi (+ m_w·s_a).</summary>
+        private static float Dot(byte* row, int nb, byte* act)
+        {
+            byte* q = stackalloc byte[32];
+            int ab = ActBytes<T>(), aq = ActQs<T>();
+            float sum = 0;
+            for (int i = 0; i < nb; i++)
+            {
+                byte* wb = row + i * T.BlockBytes;
+                byte* yb = act + i * ab;
+                sbyte* ys = (sbyte*)(yb + aq);
+                T.Decode(wb, q);
+                int sumi = 0;
+                if (T.Signed)
+                    for (int j = 0; j < 32; j++) sumi += (sbyte)q[j] * ys[j];
+                else
+                    for (int j = 0; j < 32; j++) sumi += (q[j] - T.Bias) * ys[j];
+                sum += Half(wb) * Half(yb) * sumi;
+                if (T.HasMin) sum += Half(wb + 2) * Half(yb + 2);
+            }
+            return sum;
+        }
+    }
+
+    // ---------------------------------------------------------------- portable 128-bit
+
+    private struct Vector128Kernel<T> : IKernel where T : struct, ILegacyBlock
+    {
+        public static void Tile1(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile1>(row, nb, act, stride, result);
+
+        public static void Tile4(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile4>(row, nb, act, stride, result);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Tile<TB>(byte* row, int nb, byte* act, int stride, float* result) where TB : struct, ILegacyTile
+        {
+            int ab = ActBytes<T>();
+            Vector128<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+            float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+            var bias = Vector128.Create((byte)T.Bias);
+            for (int i = 0; i < nb; i++)
+            {
+                byte* wb = row + i * T.BlockBytes;
+                var lo = T.Decode128(wb, out var hi);
+                if (!T.Signed && T.Bias != 0) { lo -= bias; hi -= bias; }
+                var w0 = lo.AsSByte();
+                var w1 = hi.AsSByte();
+                float dw = Half(wb), mw = T.HasMin ? Half(wb + 2) : 0;
+                byte* yb = act + i * ab;
+                Step(w0, w1, dw, mw, yb, ref acc0, ref m0);
+                if (TB.N > 1)
+                {
+                    Step(w0, w1, dw, mw, yb + stride, ref acc1, ref m1);
+                    Step(w0, w1, dw, mw, yb + 2 * stride, ref acc2, ref m2);
+                    Step(w0, w1, dw, mw, yb + 3 * stride, ref acc3, ref m3);
+                }
+            }
+            result[0] = Vector128.Sum(acc0) + m0;
+            if (TB.N > 1)
+            {
+                result[1] = Vector128.Sum(acc1) + m1;
+                result[2] = Vector128.Sum(acc2) + m2;
+                result[3] = Vector128.Sum(acc3) + m3;
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Step(Vector128<sbyte> w0, Vector128<sbyte> w1, float dw, float mw, byte* yb, ref Vector128<float> acc, ref float m)
+        {
+            var y0 = Vector128.Load((sbyte*)(yb + ActQs<T>()));
+            var y1 = Vector128.Load((sbyte*)(yb + ActQs<T>() + 16));
+            // Two int8·int8 products fit int16 (|p| ≤ 2·128·127); widen to int32 before adding more.
+            var p0 = Vector128.WidenLower(w0) * Vector128.WidenLower(y0) + Vector128.WidenUpper(w0) * Vector128.WidenUpper(y0);
+            var p1 = Vector128.WidenLower(w1) * Vector128.WidenLower(y1) + Vector128.WidenUpper(w1) * Vector128.WidenUpper(y1);
+            var s = Vector128.WidenLower(p0) + Vector128.WidenUpper(p0) + Vector128.WidenLower(p1) + Vector128.WidenUpper(p1);
+            acc += Vector128.ConvertToSingle(s) * Vector128.Create(dw * Half(yb));
+            if (T.HasMin) m += mw * Half(yb + 2);
+        }
+    }
+
+    // ---------------------------------------------------------------- AVX2
+
+    private struct Avx2Kernel<T> : IKernel where T : struct, ILegacyBlock
+    {
+        public static void Tile1(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile1>(row, nb, act, stride, result);
+
+        public static void Tile4(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile4>(row, nb, act, stride, result);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Tile<TB>(byte* row, int nb, byte* act, int stride, float* result) where TB : struct, ILegacyTile
+        {
+            int ab = ActBytes<T>();
+            Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+            float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+            for (int i = 0; i < nb; i++)
+            {
+                byte* wb = row + i * T.BlockBytes;
+                var q = T.Decode256(wb);
+                var u = T.Signed ? Avx2.Abs(q.AsSByte()) : q;
+                float dw = Half(wb), mw = T.HasMin ? Half(wb + 2) : 0;
+                byte* yb = act + i * ab;
+                Step(q, u, dw, mw, yb, ref acc0, ref m0);
+                if (TB.N > 1)
+                {
+                    Step(q, u, dw, mw, yb + stride, ref acc1, ref m1);
+                    Step(q, u, dw, mw, yb + 2 * stride, ref acc2, ref m2);
+                    Step(q, u, dw, mw, yb + 3 * stride, ref acc3, ref m3);
+                }
+            }
+            result[0] = Vector256.Sum(acc0) + m0;
+            if (TB.N > 1)
+            {
+                result[1] = Vector256.Sum(acc1) + m1;
+                result[2] = Vector256.Sum(acc2) + m2;
+                result[3] = Vector256.Sum(acc3) + m3;
+            }
+        }
+
+        /// <summary>One block: integer lanes via vpmaddubsw/vpmaddwd, then acc += lanes · (d_w·d_a).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Step(Vector256<byte> q, Vector256<byte> u, float dw, float mw, byte* yb, ref Vector256<float> acc, ref float m)
+        {
+            var y = Vector256.Load((sbyte*)(yb + ActQs<T>()));
+            Vector256<int> s = Avx2.MultiplyAddAdjacent(Products(q, u, y), Vector256<short>.One);
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(s), Vector256.Create(dw * Half(yb)), acc);
+            if (T.HasMin) m += mw * Half(yb + 2);
+        }
+
+        /// <summary>
+        /// Adjacent-pair sums of (q − bias)·y as int16. Signed weights use |q| and y with q's sign (vpmaddubsw needs an
+        /// unsigned left operand); biased weights subtract bias·y pairs, both products staying far from int16 saturation.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<short> Products(Vector256<byte> q, Vector256<byte> u, Vector256<sbyte> y)
+        {
+            if (T.Signed) return Avx2.MultiplyAddAdjacent(u, Avx2.Sign(y, q.AsSByte()));
+            var p = Avx2.MultiplyAddAdjacent(q, y);
+            if (T.Bias != 0) p -= Avx2.MultiplyAddAdjacent(Vector256.Create((byte)T.Bias), y);
+            return p;
+        }
+    }
+
+    // ---------------------------------------------------------------- AVX-512
+
+    private struct Avx512Kernel<T> : IKernel where T : struct, ILegacyBlock
+    {
+        public static void Tile1(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile1>(row, nb, act, stride, result);
+
+        public static void Tile4(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile4>(row, nb, act, stride, result);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Tile<TB>(byte* row, int nb, byte* act, int stride, float* result) where TB : struct, ILegacyTile
+        {
+            int ab = ActBytes<T>();
+            int bb = T.BlockBytes;
+            Vector512<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+            float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+            int i = 0;
+            for (; i + 2 <= nb; i += 2)
+            {
+                byte* wb = row + i * bb;
+                var q = T.Decode512(wb);
+                var u = T.Signed ? Avx512BW.Abs(q.AsSByte()) : q;
+                var negative = T.Signed ? Vector512.LessThan(q.AsSByte(), Vector512<sbyte>.Zero) : default;
+                float dw0 = Half(wb), dw1 = Half(wb + bb);
+                float mw0 = T.HasMin ? Half(wb + 2) : 0, mw1 = T.HasMin ? Half(wb + bb + 2) : 0;
+                byte* yb = act + i * ab;
+                Step(q, u, negative, dw0, dw1, mw0, mw1, yb, ref acc0, ref m0);
+                if (TB.N > 1)
+                {
+                    Step(q, u, negative, dw0, dw1, mw0, mw1, yb + stride, ref acc1, ref m1);
+                    Step(q, u, negative, dw0, dw1, mw0, mw1, yb + 2 * stride, ref acc2, ref m2);
+                    Step(q, u, negative, dw0, dw1, mw0, mw1, yb + 3 * stride, ref acc3, ref m3);
+                }
+            }
+            float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+            if (i < nb)
+            {
+                // Odd block count: the last block takes the 256-bit step.
+                byte* wb = row + i * bb;
+                var q = T.Decode256(wb);
+                var u = T.Signed ? Avx2.Abs(q.AsSByte()) : q;
+                float dw = Half(wb), mw = T.HasMin ? Half(wb + 2) : 0;
+                byte* yb = act + i * ab;
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                Avx2Kernel<T>.Step(q, u, dw, mw, yb, ref a0, ref m0);
+                t0 = Vector256.Sum(a0);
+                if (TB.N > 1)
+                {
+                    Avx2Kernel<T>.Step(q, u, dw, mw, yb + stride, ref a1, ref m1);
+                    Avx2Kernel<T>.Step(q, u, dw, mw, yb + 2 * stride, ref a2, ref m2);
+                    Avx2Kernel<T>.Step(q, u, dw, mw, yb + 3 * stride, ref a3, ref m3);
+                    t1 = Vector256.Sum(a1);
+                    t2 = Vector256.Sum(a2);
+                    t3 = Vector256.Sum(a3);
+                }
+            }
+            result[0] = Vector512.Sum(acc0) + t0 + m0;
+            if (TB.N > 1)
+            {
+                result[1] = Vector512.Sum(acc1) + t1 + m1;
+                result[2] = Vector512.Sum(acc2) + t2 + m2;
+                result[3] = Vector512.Sum(acc3) + t3 + m3;
+            }
+        }
+
+        /// <summary>Two blocks: lanes 0..7 belong to the first, 8..15 to the second.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Step(Vector512<byte> q, Vector512<byte> u, Vector512<sbyte> negative, float dw0, float dw1, float mw0, float mw1,
+            byte* yb, ref Vector512<float> acc, ref float m)
+        {
+            int ab = ActBytes<T>(), aq = ActQs<T>();
+            var y = Vector512.Create(Vector256.Load((sbyte*)(yb + aq)), Vector256.Load((sbyte*)(yb + ab + aq)));
+            Vector512<short> p;
+            if (T.Signed)
+            {
+                // AVX-512 has no vpsignb: negate y where q < 0 with a mask blend.
+                p = Avx512BW.MultiplyAddAdjacent(u, Vector512.ConditionalSelect(negative, Vector512<sbyte>.Zero - y, y));
+            }
+            else
+            {
+                p = Avx512BW.MultiplyAddAdjacent(q, y);
+                if (T.Bias != 0) p -= Avx512BW.MultiplyAddAdjacent(Vector512.Create((byte)T.Bias), y);
+            }
+            var s = Avx512BW.MultiplyAddAdjacent(p, Vector512<short>.One);
+            var scale = Vector512.Create(Vector256.Create(dw0 * Half(yb)), Vector256.Create(dw1 * Half(yb + ab)));
+            acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s), scale, acc);
+            if (T.HasMin) m += mw0 * Half(yb + 2) + mw1 * Half(yb + ab + 2);
+        }
+    }
+}
