@@ -13,6 +13,9 @@ public static class GgmlFp16
     // 256 KiB: the same lookup ggml's CPU backend uses; a block scale costs one L2-resident load in the dot kernels.
     private static readonly float[] Table = BuildTable();
 
+    /// <summary>The pinned 65536-entry half → float table, for kernels that index it directly.</summary>
+    internal static readonly unsafe float* TablePointer = (float*)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(Table));
+
     private static float[] BuildTable()
     {
         var t = GC.AllocateUninitializedArray<float>(65536, pinned: true);

@@ -39,16 +39,20 @@ internal unsafe interface ILegacyBlock
 /// <summary>Bit-unpacking helpers shared by the 4- and 5-bit legacy formats.</summary>
 internal static unsafe class LegacyBits
 {
-    private static readonly Vector128<byte> Spread128Low = Vector128.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    private static readonly Vector128<byte> Spread128High = Vector128.Create((byte)2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    private static readonly Vector128<byte> BitSelect128 = Vector128.Create(0x8040201008040201UL).AsByte();
-    private static readonly Vector256<byte> Spread256 = Vector256.Create(Spread128Low, Spread128High);
-    private static readonly Vector256<byte> BitSelect256 = Vector256.Create(0x8040201008040201UL).AsByte();
-    private static readonly Vector512<byte> Spread512 = Vector512.Create(
-        Vector256.Create(Spread128Low, Spread128High),
-        Vector256.Create(Spread128Low + Vector128.Create((byte)4), Spread128High + Vector128.Create((byte)4)));
-    private static readonly Vector512<byte> BitSelect512 = Vector512.Create(0x8040201008040201UL).AsByte();
-    private static readonly Vector512<ulong> InterleaveHalves = Vector512.Create(0UL, 1, 4, 5, 2, 3, 6, 7);
+    // Constants are written inline (Vector*.Create with literal arguments) so the JIT embeds them at every tier.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> Spread128Low() => Vector128.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> Spread128High() => Vector128.Create((byte)2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+
+    /// <summary>Two 256-bit halves as one 512-bit vector (vinserti64x4; <c>Vector512.Create(lo, hi)</c> made the JIT spill).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Join(Vector256<byte> lo, Vector256<byte> hi) => Avx512F.InsertVector256(lo.ToVector512Unsafe(), hi, 1);
+
+    /// <summary>Two 256-bit halves as one 512-bit vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<sbyte> Join(Vector256<sbyte> lo, Vector256<sbyte> hi) => Avx512F.InsertVector256(lo.ToVector512Unsafe(), hi, 1);
 
     /// <summary>Low nibbles of the 16 bytes at <paramref name="qs"/> (elements 0..15); high nibbles in <paramref name="high"/> (16..31).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -76,7 +80,7 @@ internal static unsafe class LegacyBits
         var mask = Vector256.Create((byte)0x0F);
         var lo = v & mask;                                                      // lo0 | lo1
         var hi = Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask; // hi0 | hi1
-        return Avx512F.PermuteVar8x64(Vector512.Create(lo, hi).AsUInt64(), InterleaveHalves).AsByte();
+        return Avx512F.PermuteVar8x64(Join(lo, hi).AsUInt64(), Vector512.Create(0UL, 1, 4, 5, 2, 3, 6, 7)).AsByte();
     }
 
     /// <summary>0x10 where bit e of <paramref name="qh"/> is set, for elements e = 0..15 (16..31 in <paramref name="high"/>).</summary>
@@ -85,24 +89,31 @@ internal static unsafe class LegacyBits
     {
         var v = Vector128.Create(qh).AsByte();
         var five = Vector128.Create((byte)0x10);
-        high = Vector128.Equals(Vector128.Shuffle(v, Spread128High) & BitSelect128, BitSelect128) & five;
-        return Vector128.Equals(Vector128.Shuffle(v, Spread128Low) & BitSelect128, BitSelect128) & five;
+        var bits = Vector128.Create(0x8040201008040201UL).AsByte();
+        high = Vector128.Equals(Vector128.Shuffle(v, Spread128High()) & bits, bits) & five;
+        return Vector128.Equals(Vector128.Shuffle(v, Spread128Low()) & bits, bits) & five;
     }
 
     /// <summary>0x10 where bit e of <paramref name="qh"/> is set, for elements e = 0..31.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> HighBits256(uint qh)
     {
-        var v = Avx2.Shuffle(Vector256.Create(qh).AsByte(), Spread256);
-        return Vector256.Equals(v & BitSelect256, BitSelect256) & Vector256.Create((byte)0x10);
+        var spread = Vector256.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        var bits = Vector256.Create(0x8040201008040201UL).AsByte();
+        var v = Avx2.Shuffle(Vector256.Create(qh).AsByte(), spread);
+        return Vector256.Equals(v & bits, bits) & Vector256.Create((byte)0x10);
     }
 
     /// <summary>0x10 where bit e of <paramref name="qh"/> is set, for elements e = 0..63 (two blocks' qh words).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> HighBits512(ulong qh)
     {
-        var v = Avx512BW.Shuffle(Vector512.Create(qh).AsByte(), Spread512);
-        return Vector512.Equals(v & BitSelect512, BitSelect512) & Vector512.Create((byte)0x10);
+        // Each 128-bit lane holds the whole qword twice; lane L spreads bytes 2L and 2L+1.
+        var spread = Vector512.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+            4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7);
+        var bits = Vector512.Create(0x8040201008040201UL).AsByte();
+        var v = Avx512BW.Shuffle(Vector512.Create(qh).AsByte(), spread);
+        return Vector512.Equals(v & bits, bits) & Vector512.Create((byte)0x10);
     }
 
     /// <summary>Scalar form: the 5th bit (0x10) of element <paramref name="e"/>.</summary>

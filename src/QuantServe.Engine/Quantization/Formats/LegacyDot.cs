@@ -25,9 +25,18 @@ internal static unsafe class LegacyDot
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Half(byte* p) => GgmlFp16.ToFloat(*(ushort*)p);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Half(float* table, byte* p) => table[*(ushort*)p];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ActBytes<T>() where T : struct, ILegacyBlock => T.HasMin ? Q8Activations.Q8_1BlockBytes : Q8Activations.Q8_0BlockBytes;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ActQs<T>() where T : struct, ILegacyBlock => T.HasMin ? 4 : 2;
+
+    /// <summary>The float copies of the activation block scales (d, then s for Q8_1) of a prepared vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* Scales<T>(byte* act, int nb) where T : struct, ILegacyBlock => (float*)(act + Q8Activations.ScalesOffset(nb, T.HasMin));
 
     /// <summary>Checks the arguments of <see cref="TensorFormat.DotRows"/> and runs the kernel of <paramref name="path"/>.</summary>
     public static void Rows<T>(string format, WeightMatrix w, int rowStart, int rowEnd, ReadOnlySpan<byte> activations,
@@ -39,9 +48,10 @@ internal static unsafe class LegacyDot
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"{w.Name}: rows [{rowStart}, {rowEnd}) outside 0..{w.Rows}");
         if (batch <= 0 || rowStart == rowEnd) return;
         int nb = w.Cols / 32;
-        if (activationStride < nb * ActBytes<T>() && batch > 1)
-            throw new ArgumentException($"{w.Name}: activation stride {activationStride} is shorter than one prepared vector ({nb * ActBytes<T>()} bytes)");
-        if ((long)(batch - 1) * activationStride + nb * ActBytes<T>() > activations.Length)
+        int prepared = T.HasMin ? Q8Activations.Q8_1Bytes(w.Cols) : Q8Activations.Q8_0Bytes(w.Cols);
+        if (activationStride < prepared && batch > 1)
+            throw new ArgumentException($"{w.Name}: activation stride {activationStride} is shorter than one prepared vector ({prepared} bytes)");
+        if ((long)(batch - 1) * activationStride + prepared > activations.Length)
             throw new ArgumentException($"{w.Name}: activations hold {activations.Length} bytes, too few for batch {batch}");
         if ((long)(batch - 1) * yStride + rowEnd > y.Length)
             throw new ArgumentException($"{w.Name}: output holds {y.Length} floats, too few for batch {batch}");
@@ -65,6 +75,8 @@ internal static unsafe class LegacyDot
         static abstract void Tile4(byte* row, int nb, byte* act, int stride, float* result);
     }
 
+    // Full optimisation from the first call: tier-0 code of these loops is ~20x slower, and there is no profile worth waiting for.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowsOf<T, K>(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int batch, float* y, int yStride)
         where T : struct, ILegacyBlock where K : struct, IKernel
     {
@@ -133,6 +145,8 @@ internal static unsafe class LegacyDot
         private static void Tile<TB>(byte* row, int nb, byte* act, int stride, float* result) where TB : struct, ILegacyTile
         {
             int ab = ActBytes<T>();
+            float* table = GgmlFp16.TablePointer;
+            float* sc = Scales<T>(act, nb);
             Vector128<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
             float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
             var bias = Vector128.Create((byte)T.Bias);
@@ -143,14 +157,14 @@ internal static unsafe class LegacyDot
                 if (!T.Signed && T.Bias != 0) { lo -= bias; hi -= bias; }
                 var w0 = lo.AsSByte();
                 var w1 = hi.AsSByte();
-                float dw = Half(wb), mw = T.HasMin ? Half(wb + 2) : 0;
+                float dw = Half(table, wb), mw = T.HasMin ? Half(table, wb + 2) : 0;
                 byte* yb = act + i * ab;
-                Step(w0, w1, dw, mw, yb, ref acc0, ref m0);
+                Step(w0, w1, dw, mw, yb, sc + i, nb, ref acc0, ref m0);
                 if (TB.N > 1)
                 {
-                    Step(w0, w1, dw, mw, yb + stride, ref acc1, ref m1);
-                    Step(w0, w1, dw, mw, yb + 2 * stride, ref acc2, ref m2);
-                    Step(w0, w1, dw, mw, yb + 3 * stride, ref acc3, ref m3);
+                    Step(w0, w1, dw, mw, yb + stride, (float*)((byte*)(sc + i) + stride), nb, ref acc1, ref m1);
+                    Step(w0, w1, dw, mw, yb + 2 * stride, (float*)((byte*)(sc + i) + 2 * stride), nb, ref acc2, ref m2);
+                    Step(w0, w1, dw, mw, yb + 3 * stride, (float*)((byte*)(sc + i) + 3 * stride), nb, ref acc3, ref m3);
                 }
             }
             result[0] = Vector128.Sum(acc0) + m0;
@@ -163,7 +177,8 @@ internal static unsafe class LegacyDot
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Step(Vector128<sbyte> w0, Vector128<sbyte> w1, float dw, float mw, byte* yb, ref Vector128<float> acc, ref float m)
+        private static void Step(Vector128<sbyte> w0, Vector128<sbyte> w1, float dw, float mw, byte* yb, float* sc, int nb,
+            ref Vector128<float> acc, ref float m)
         {
             var y0 = Vector128.Load((sbyte*)(yb + ActQs<T>()));
             var y1 = Vector128.Load((sbyte*)(yb + ActQs<T>() + 16));
@@ -171,8 +186,8 @@ internal static unsafe class LegacyDot
             var p0 = Vector128.WidenLower(w0) * Vector128.WidenLower(y0) + Vector128.WidenUpper(w0) * Vector128.WidenUpper(y0);
             var p1 = Vector128.WidenLower(w1) * Vector128.WidenLower(y1) + Vector128.WidenUpper(w1) * Vector128.WidenUpper(y1);
             var s = Vector128.WidenLower(p0) + Vector128.WidenUpper(p0) + Vector128.WidenLower(p1) + Vector128.WidenUpper(p1);
-            acc += Vector128.ConvertToSingle(s) * Vector128.Create(dw * Half(yb));
-            if (T.HasMin) m += mw * Half(yb + 2);
+            acc += Vector128.ConvertToSingle(s) * Vector128.Create(dw * sc[0]);
+            if (T.HasMin) m += mw * sc[nb];
         }
     }
 
@@ -180,48 +195,56 @@ internal static unsafe class LegacyDot
 
     private struct Avx2Kernel<T> : IKernel where T : struct, ILegacyBlock
     {
-        public static void Tile1(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile1>(row, nb, act, stride, result);
+        public static void Tile1(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile1>(row, nb, act, stride, result, 0);
 
-        public static void Tile4(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile4>(row, nb, act, stride, result);
+        public static void Tile4(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile4>(row, nb, act, stride, result, 0);
 
+        /// <summary>Blocks [<paramref name="first"/>, nb) of the row; adds into <paramref name="result"/> when <paramref name="first"/> &gt; 0.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Tile<TB>(byte* row, int nb, byte* act, int stride, float* result) where TB : struct, ILegacyTile
+        public static void Tile<TB>(byte* row, int nb, byte* act, int stride, float* result, int first) where TB : struct, ILegacyTile
         {
             int ab = ActBytes<T>();
+            float* table = GgmlFp16.TablePointer;
+            float* sc = Scales<T>(act, nb);
             Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
             float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-            for (int i = 0; i < nb; i++)
+            for (int i = first; i < nb; i++)
             {
                 byte* wb = row + i * T.BlockBytes;
                 var q = T.Decode256(wb);
                 var u = T.Signed ? Avx2.Abs(q.AsSByte()) : q;
-                float dw = Half(wb), mw = T.HasMin ? Half(wb + 2) : 0;
+                float dw = Half(table, wb), mw = T.HasMin ? Half(table, wb + 2) : 0;
                 byte* yb = act + i * ab;
-                Step(q, u, dw, mw, yb, ref acc0, ref m0);
+                float* ys = sc + i;
+                Step(q, u, dw * ys[0], T.HasMin ? mw * ys[nb] : 0, yb, ref acc0, ref m0);
                 if (TB.N > 1)
                 {
-                    Step(q, u, dw, mw, yb + stride, ref acc1, ref m1);
-                    Step(q, u, dw, mw, yb + 2 * stride, ref acc2, ref m2);
-                    Step(q, u, dw, mw, yb + 3 * stride, ref acc3, ref m3);
+                    ys = (float*)((byte*)ys + stride);
+                    Step(q, u, dw * ys[0], T.HasMin ? mw * ys[nb] : 0, yb + stride, ref acc1, ref m1);
+                    ys = (float*)((byte*)ys + stride);
+                    Step(q, u, dw * ys[0], T.HasMin ? mw * ys[nb] : 0, yb + 2 * stride, ref acc2, ref m2);
+                    ys = (float*)((byte*)ys + stride);
+                    Step(q, u, dw * ys[0], T.HasMin ? mw * ys[nb] : 0, yb + 3 * stride, ref acc3, ref m3);
                 }
             }
-            result[0] = Vector256.Sum(acc0) + m0;
+            float keep = first > 0 ? 1 : 0;
+            result[0] = result[0] * keep + Vector256.Sum(acc0) + m0;
             if (TB.N > 1)
             {
-                result[1] = Vector256.Sum(acc1) + m1;
-                result[2] = Vector256.Sum(acc2) + m2;
-                result[3] = Vector256.Sum(acc3) + m3;
+                result[1] = result[1] * keep + Vector256.Sum(acc1) + m1;
+                result[2] = result[2] * keep + Vector256.Sum(acc2) + m2;
+                result[3] = result[3] * keep + Vector256.Sum(acc3) + m3;
             }
         }
 
-        /// <summary>One block: integer lanes via vpmaddubsw/vpmaddwd, then acc += lanes · (d_w·d_a).</summary>
+        /// <summary>One block: integer lanes via vpmaddubsw/vpmaddwd, then acc += lanes · (d_w·d_a); m += m_w·s_a.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Step(Vector256<byte> q, Vector256<byte> u, float dw, float mw, byte* yb, ref Vector256<float> acc, ref float m)
+        private static void Step(Vector256<byte> q, Vector256<byte> u, float scale, float minTerm, byte* yb, ref Vector256<float> acc, ref float m)
         {
             var y = Vector256.Load((sbyte*)(yb + ActQs<T>()));
             Vector256<int> s = Avx2.MultiplyAddAdjacent(Products(q, u, y), Vector256<short>.One);
-            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(s), Vector256.Create(dw * Half(yb)), acc);
-            if (T.HasMin) m += mw * Half(yb + 2);
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(s), Vector256.Create(scale), acc);
+            if (T.HasMin) m += minTerm;
         }
 
         /// <summary>
@@ -229,7 +252,7 @@ internal static unsafe class LegacyDot
         /// unsigned left operand); biased weights subtract bias·y pairs, both products staying far from int16 saturation.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<short> Products(Vector256<byte> q, Vector256<byte> u, Vector256<sbyte> y)
+        private static Vector256<short> Products(Vector256<byte> q, Vector256<byte> u, Vector256<sbyte> y)
         {
             if (T.Signed) return Avx2.MultiplyAddAdjacent(u, Avx2.Sign(y, q.AsSByte()));
             var p = Avx2.MultiplyAddAdjacent(q, y);
@@ -242,88 +265,93 @@ internal static unsafe class LegacyDot
 
     private struct Avx512Kernel<T> : IKernel where T : struct, ILegacyBlock
     {
-        public static void Tile1(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile1>(row, nb, act, stride, result);
+        public static void Tile1(byte* row, int nb, byte* act, int stride, float* result)
+        {
+            int done = Tile<LegacyTile1>(row, nb, act, stride, result);
+            if (done < nb) Tail<LegacyTile1>(row, nb, act, stride, result, done);
+        }
 
-        public static void Tile4(byte* row, int nb, byte* act, int stride, float* result) => Tile<LegacyTile4>(row, nb, act, stride, result);
+        public static void Tile4(byte* row, int nb, byte* act, int stride, float* result)
+        {
+            int done = Tile<LegacyTile4>(row, nb, act, stride, result);
+            if (done < nb) Tail<LegacyTile4>(row, nb, act, stride, result, done);
+        }
 
+        // Kept out of line: merging the tail into the main loop made the JIT spill the accumulators every iteration.
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+        private static void Tail<TB>(byte* row, int nb, byte* act, int stride, float* result, int first) where TB : struct, ILegacyTile
+            => Avx2Kernel<T>.Tile<TB>(row, nb, act, stride, result, first);
+
+        /// <summary>Four blocks per step (two 512-bit vectors of two blocks each); returns how many blocks it covered.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Tile<TB>(byte* row, int nb, byte* act, int stride, float* result) where TB : struct, ILegacyTile
+        private static int Tile<TB>(byte* row, int nb, byte* act, int stride, float* result) where TB : struct, ILegacyTile
         {
             int ab = ActBytes<T>();
             int bb = T.BlockBytes;
-            Vector512<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
-            float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+            float* table = GgmlFp16.TablePointer;
+            float* sc = Scales<T>(act, nb);
+            Vector512<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
+            Vector128<float> m0 = default, m1 = default, m2 = default, m3 = default;
             int i = 0;
-            for (; i + 2 <= nb; i += 2)
+            for (; i + 4 <= nb; i += 4)
             {
                 byte* wb = row + i * bb;
-                var q = T.Decode512(wb);
-                var u = T.Signed ? Avx512BW.Abs(q.AsSByte()) : q;
-                var negative = T.Signed ? Vector512.LessThan(q.AsSByte(), Vector512<sbyte>.Zero) : default;
-                float dw0 = Half(wb), dw1 = Half(wb + bb);
-                float mw0 = T.HasMin ? Half(wb + 2) : 0, mw1 = T.HasMin ? Half(wb + bb + 2) : 0;
+                var q01 = T.Decode512(wb);
+                var q23 = T.Decode512(wb + 2 * bb);
+                var u01 = T.Signed ? Avx512BW.Abs(q01.AsSByte()) : q01;
+                var u23 = T.Signed ? Avx512BW.Abs(q23.AsSByte()) : q23;
+                var n01 = T.Signed ? Vector512.LessThan(q01.AsSByte(), Vector512<sbyte>.Zero) : default;
+                var n23 = T.Signed ? Vector512.LessThan(q23.AsSByte(), Vector512<sbyte>.Zero) : default;
+                var dw = Vector128.Create(Half(table, wb), Half(table, wb + bb), Half(table, wb + 2 * bb), Half(table, wb + 3 * bb));
+                var mw = T.HasMin
+                    ? Vector128.Create(Half(table, wb + 2), Half(table, wb + bb + 2), Half(table, wb + 2 * bb + 2), Half(table, wb + 3 * bb + 2))
+                    : default;
                 byte* yb = act + i * ab;
-                Step(q, u, negative, dw0, dw1, mw0, mw1, yb, ref acc0, ref m0);
+                byte* ys = (byte*)(sc + i);
+                Step(q01, u01, n01, q23, u23, n23, dw, mw, yb, (float*)ys, nb, ref a0, ref b0, ref m0);
                 if (TB.N > 1)
                 {
-                    Step(q, u, negative, dw0, dw1, mw0, mw1, yb + stride, ref acc1, ref m1);
-                    Step(q, u, negative, dw0, dw1, mw0, mw1, yb + 2 * stride, ref acc2, ref m2);
-                    Step(q, u, negative, dw0, dw1, mw0, mw1, yb + 3 * stride, ref acc3, ref m3);
+                    Step(q01, u01, n01, q23, u23, n23, dw, mw, yb + stride, (float*)(ys + stride), nb, ref a1, ref b1, ref m1);
+                    Step(q01, u01, n01, q23, u23, n23, dw, mw, yb + 2 * stride, (float*)(ys + 2 * stride), nb, ref a2, ref b2, ref m2);
+                    Step(q01, u01, n01, q23, u23, n23, dw, mw, yb + 3 * stride, (float*)(ys + 3 * stride), nb, ref a3, ref b3, ref m3);
                 }
             }
-            float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
-            if (i < nb)
-            {
-                // Odd block count: the last block takes the 256-bit step.
-                byte* wb = row + i * bb;
-                var q = T.Decode256(wb);
-                var u = T.Signed ? Avx2.Abs(q.AsSByte()) : q;
-                float dw = Half(wb), mw = T.HasMin ? Half(wb + 2) : 0;
-                byte* yb = act + i * ab;
-                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                Avx2Kernel<T>.Step(q, u, dw, mw, yb, ref a0, ref m0);
-                t0 = Vector256.Sum(a0);
-                if (TB.N > 1)
-                {
-                    Avx2Kernel<T>.Step(q, u, dw, mw, yb + stride, ref a1, ref m1);
-                    Avx2Kernel<T>.Step(q, u, dw, mw, yb + 2 * stride, ref a2, ref m2);
-                    Avx2Kernel<T>.Step(q, u, dw, mw, yb + 3 * stride, ref a3, ref m3);
-                    t1 = Vector256.Sum(a1);
-                    t2 = Vector256.Sum(a2);
-                    t3 = Vector256.Sum(a3);
-                }
-            }
-            result[0] = Vector512.Sum(acc0) + t0 + m0;
+            result[0] = Vector512.Sum(a0 + b0) + Vector128.Sum(m0);
             if (TB.N > 1)
             {
-                result[1] = Vector512.Sum(acc1) + t1 + m1;
-                result[2] = Vector512.Sum(acc2) + t2 + m2;
-                result[3] = Vector512.Sum(acc3) + t3 + m3;
+                result[1] = Vector512.Sum(a1 + b1) + Vector128.Sum(m1);
+                result[2] = Vector512.Sum(a2 + b2) + Vector128.Sum(m2);
+                result[3] = Vector512.Sum(a3 + b3) + Vector128.Sum(m3);
             }
+            return i;
         }
 
-        /// <summary>Two blocks: lanes 0..7 belong to the first, 8..15 to the second.</summary>
+        /// <summary>Four blocks against one activation vector: lanes 0..7 of each product belong to its first block, 8..15 to its second.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Step(Vector512<byte> q, Vector512<byte> u, Vector512<sbyte> negative, float dw0, float dw1, float mw0, float mw1,
-            byte* yb, ref Vector512<float> acc, ref float m)
+        private static void Step(Vector512<byte> q01, Vector512<byte> u01, Vector512<sbyte> n01,
+            Vector512<byte> q23, Vector512<byte> u23, Vector512<sbyte> n23,
+            Vector128<float> dw, Vector128<float> mw, byte* yb, float* ys, int nb,
+            ref Vector512<float> accA, ref Vector512<float> accB, ref Vector128<float> m)
         {
             int ab = ActBytes<T>(), aq = ActQs<T>();
-            var y = Vector512.Create(Vector256.Load((sbyte*)(yb + aq)), Vector256.Load((sbyte*)(yb + ab + aq)));
-            Vector512<short> p;
-            if (T.Signed)
-            {
-                // AVX-512 has no vpsignb: negate y where q < 0 with a mask blend.
-                p = Avx512BW.MultiplyAddAdjacent(u, Vector512.ConditionalSelect(negative, Vector512<sbyte>.Zero - y, y));
-            }
-            else
-            {
-                p = Avx512BW.MultiplyAddAdjacent(q, y);
-                if (T.Bias != 0) p -= Avx512BW.MultiplyAddAdjacent(Vector512.Create((byte)T.Bias), y);
-            }
-            var s = Avx512BW.MultiplyAddAdjacent(p, Vector512<short>.One);
-            var scale = Vector512.Create(Vector256.Create(dw0 * Half(yb)), Vector256.Create(dw1 * Half(yb + ab)));
-            acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s), scale, acc);
-            if (T.HasMin) m += mw0 * Half(yb + 2) + mw1 * Half(yb + ab + 2);
+            var y01 = LegacyBits.Join(Vector256.Load((sbyte*)(yb + aq)), Vector256.Load((sbyte*)(yb + ab + aq)));
+            var y23 = LegacyBits.Join(Vector256.Load((sbyte*)(yb + 2 * ab + aq)), Vector256.Load((sbyte*)(yb + 3 * ab + aq)));
+            var s01 = Avx512BW.MultiplyAddAdjacent(Products(q01, u01, n01, y01), Vector512<short>.One);
+            var s23 = Avx512BW.MultiplyAddAdjacent(Products(q23, u23, n23, y23), Vector512<short>.One);
+            var scale = (dw * Vector128.Load(ys)).ToVector256Unsafe().ToVector512Unsafe();
+            accA = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s01), Avx512F.PermuteVar16x32(scale, Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)), accA);
+            accB = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s23), Avx512F.PermuteVar16x32(scale, Vector512.Create(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)), accB);
+            if (T.HasMin) m += mw * Vector128.Load(ys + nb);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector512<short> Products(Vector512<byte> q, Vector512<byte> u, Vector512<sbyte> negative, Vector512<sbyte> y)
+        {
+            // AVX-512 has no vpsignb: negate y where q < 0 with a mask blend.
+            if (T.Signed) return Avx512BW.MultiplyAddAdjacent(u, Vector512.ConditionalSelect(negative, Vector512<sbyte>.Zero - y, y));
+            var p = Avx512BW.MultiplyAddAdjacent(q, y);
+            if (T.Bias != 0) p -= Avx512BW.MultiplyAddAdjacent(Vector512.Create((byte)T.Bias), y);
+            return p;
         }
     }
 }

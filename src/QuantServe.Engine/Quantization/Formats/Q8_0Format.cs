@@ -97,5 +97,5 @@ internal unsafe struct Q8_0Block : ILegacyBlock
     public static Vector256<byte> Decode256(byte* block) => Vector256.Load(block + 2);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<byte> Decode512(byte* block) => Vector512.Create(Vector256.Load(block + 2), Vector256.Load(block + 34 + 2));
+    public static Vector512<byte> Decode512(byte* block) => LegacyBits.Join(Vector256.Load(block + 2), Vector256.Load(block + 34 + 2));
 }

@@ -35,7 +35,7 @@ public class LegacyBlockLayoutTests
         Assert.False(f.SupportsWidth(48));
         Assert.False(f.SupportsWidth(0));
         Assert.Throws<ArgumentException>(() => f.RowBytes(40));
-        Assert.Equal(f.UsesQ8_1 ? 8 * 36 : 8 * 34, f.ActivationBytes(256));
+        Assert.Equal(f.UsesQ8_1 ? 8 * 36 + 8 * 8 : 8 * 34 + 8 * 4, f.ActivationBytes(256));
     }
 
     [Theory]
