@@ -5,7 +5,8 @@ namespace QuantServe.Engine.Tests.Quantization.Formats;
 
 public unsafe class LegacyDotKernelTests
 {
-    private const int Rows = 3;
+    // Seven rows split [0,1) + [1,7): exercises the four-row kernel and the single-row leftovers.
+    private const int Rows = 7;
 
     /// <summary>Quantized weights, prepared activations and the scalar kernel's output for one shape.</summary>
     private sealed record Case(byte[] W, byte[] A, int Stride, float[] Scalar, double[] Magnitude, double[] Exact);
