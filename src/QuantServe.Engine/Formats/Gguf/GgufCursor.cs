@@ -43,19 +43,26 @@ internal sealed unsafe class GgufCursor(string path, byte* start, long length)
         long at = Position;
         ulong n = U64(what);
         if (n > int.MaxValue || (long)n * Math.Max(1, minBytesEach) > Remaining)
-            throw Error($"{what} {n} at offset {at} is impossible: {n} × at least {Math.Max(1, minBytesEach)} bytes cannot fit in the {Remaining} bytes that remain");
+            throw Error($"{what} {n} at offset {at} is impossible: {n} × at least {Math.Max(1, minBytesEach)} bytes cannot fit in the {Remaining} bytes that remain (truncated or corrupt file)");
         return (int)n;
     }
 
-    /// <summary>Reads a GGUF string (uint64 length + bytes) as raw bytes.</summary>
-    public byte[] StringBytes(string what)
+    /// <summary>Reads a GGUF string (uint64 length + bytes) as raw bytes. <paramref name="index"/> ≥ 0 names an array
+    /// element; the description is only formatted on failure, so reading a 100k-token vocabulary allocates nothing extra.</summary>
+    public byte[] StringBytes(string what, int index = -1)
     {
         long at = Position;
-        ulong n = U64(what + " length");
+        if (Remaining < 8) Need(8, Describe(what, index) + " length");
+        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(start + Position, 8));
+        Position += 8;
         if (n > (ulong)Remaining || n > int.MaxValue)
-            throw Error($"{what} at offset {at} claims {n} bytes but only {Remaining} remain in the file");
-        return Bytes((int)n, what).ToArray();
+            throw Error($"{Describe(what, index)} at offset {at} claims {n} bytes but only {Remaining} remain in the file (truncated or corrupt)");
+        var result = new ReadOnlySpan<byte>(start + Position, (int)n).ToArray();
+        Position += (long)n;
+        return result;
     }
+
+    private static string Describe(string what, int index) => index >= 0 ? $"{what} element {index}" : what;
 
     /// <summary>Copies <paramref name="count"/> little-endian elements into a new array of <typeparamref name="T"/>.</summary>
     public T[] Array<T>(int count, string what) where T : unmanaged

@@ -120,9 +120,9 @@ public sealed unsafe class GgufFile : IDisposable
         // a name length (8), n_dims (4), a type (4) and an offset (8).
         const long minKv = 13, minTensor = 24;
         if (kvCountRaw > (ulong)(c.Remaining / minKv))
-            throw c.Error($"metadata_kv_count {kvCountRaw} is impossible: {kvCountRaw} entries of at least {minKv} bytes cannot fit in the {c.Remaining} bytes after the header");
+            throw c.Error($"metadata_kv_count {kvCountRaw} is impossible: {kvCountRaw} entries of at least {minKv} bytes cannot fit in the {c.Remaining} bytes after the header (truncated or corrupt file)");
         if (tensorCountRaw > (ulong)(c.Remaining / minTensor))
-            throw c.Error($"tensor_count {tensorCountRaw} is impossible: {tensorCountRaw} tensor infos of at least {minTensor} bytes cannot fit in the {c.Remaining} bytes after the header");
+            throw c.Error($"tensor_count {tensorCountRaw} is impossible: {tensorCountRaw} tensor infos of at least {minTensor} bytes cannot fit in the {c.Remaining} bytes after the header (truncated or corrupt file)");
         int kvCount = (int)kvCountRaw, tensorCount = (int)tensorCountRaw;
 
         var metadata = new GgufMetadata(file.Path);
@@ -261,7 +261,7 @@ public sealed unsafe class GgufFile : IDisposable
             case GgufValueType.String:
             {
                 var strings = new byte[count][];
-                for (int i = 0; i < count; i++) strings[i] = c.StringBytes($"{what} element {i}");
+                for (int i = 0; i < count; i++) strings[i] = c.StringBytes(what, i);
                 items = strings;
                 break;
             }
