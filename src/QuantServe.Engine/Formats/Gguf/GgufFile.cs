@@ -75,6 +75,27 @@ public sealed unsafe class GgufFile : IDisposable
     public GgufTensorInfo Tensor(string name) =>
         FindTensor(name) ?? throw new ModelLoadException(Path, $"tensor '{name}' is missing");
 
+    /// <summary>
+    /// Tensor <paramref name="name"/> as a <see cref="WeightMatrix"/> view (rows = product of <c>ne[1..]</c>, cols = <c>ne[0]</c>)
+    /// in the format registered for its ggml type; throws <see cref="ModelLoadException"/> when the tensor is missing,
+    /// too large for a matrix view, or of a type QuantServe has no kernels for.
+    /// </summary>
+    public WeightMatrix Matrix(string name)
+    {
+        var t = Tensor(name);
+        if (t.Cols > int.MaxValue || t.Rows > int.MaxValue)
+            throw new ModelLoadException(Path, $"tensor '{name}' of shape {t.Shape} is too large for a matrix view");
+        int rows = (int)t.Rows, cols = (int)t.Cols;
+        var format = TensorFormats.ForGgml(t.Type)
+            ?? throw new ModelLoadException(Path, $"tensor '{name}' is stored as {t.Type}, which QuantServe has no kernels for");
+        if (!format.SupportsWidth(cols))
+            throw new ModelLoadException(Path, $"tensor '{name}': {format.Name} cannot hold rows of {cols} elements");
+        long rowBytes = format.RowBytes(cols);
+        if (rowBytes * rows != t.ByteSize)
+            throw new ModelLoadException(Path, $"tensor '{name}': {format.Name} rows of {rowBytes} bytes do not add up to the stored {t.ByteSize} bytes");
+        return new WeightMatrix(name, format, rows, cols, t.Data, rowBytes);
+    }
+
     /// <summary>Opens and validates <paramref name="path"/>.</summary>
     public static GgufFile Open(string path)
     {

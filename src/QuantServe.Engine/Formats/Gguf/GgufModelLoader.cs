@@ -90,27 +90,15 @@ public static unsafe class GgufModelLoader
             throw new ModelLoadException(file.Path, $"tensor '{unused[0].Name}' is not part of a {c.Architecture} model QuantServe can run ({unused.Count} such tensor(s))");
     }
 
+    // CheckLayout has already matched every shape to the hyper-parameters.
     private static LlamaWeights ReadWeights(GgufFile file, ModelConfig c)
     {
-        WeightMatrix Matrix(string name, int rows, int cols)
-        {
-            var t = file.Tensor(name);
-            var format = TensorFormats.ForGgml(t.Type)
-                ?? throw new ModelLoadException(file.Path, $"tensor '{name}' is stored as {t.Type}, which QuantServe has no kernels for");
-            if (!format.SupportsWidth(cols))
-                throw new ModelLoadException(file.Path, $"tensor '{name}': {format.Name} cannot hold rows of {cols} elements");
-            long rowBytes = format.RowBytes(cols);
-            if (rowBytes * rows != t.ByteSize)
-                throw new ModelLoadException(file.Path, $"tensor '{name}': {format.Name} rows of {rowBytes} bytes do not add up to the stored {t.ByteSize} bytes");
-            return new WeightMatrix(name, format, rows, cols, t.Data, rowBytes);
-        }
-
         float[] Vector(string name, int length) => ReadVector(file, file.Tensor(name), length);
 
         float[]? OptionalVector(string name, int length) =>
             file.FindTensor(name) is null ? null : Vector(name, length);
 
-        var embedding = Matrix("token_embd.weight", c.VocabSize, c.Dim);
+        var embedding = file.Matrix("token_embd.weight");
         var layers = new LayerWeights[c.Layers];
         for (int l = 0; l < c.Layers; l++)
         {
@@ -118,21 +106,21 @@ public static unsafe class GgufModelLoader
             layers[l] = new LayerWeights
             {
                 AttnNorm = Vector(p + "attn_norm.weight", c.Dim),
-                Wq = Matrix(p + "attn_q.weight", c.QDim, c.Dim),
-                Wk = Matrix(p + "attn_k.weight", c.KvDim, c.Dim),
-                Wv = Matrix(p + "attn_v.weight", c.KvDim, c.Dim),
-                Wo = Matrix(p + "attn_output.weight", c.Dim, c.QDim),
+                Wq = file.Matrix(p + "attn_q.weight"),
+                Wk = file.Matrix(p + "attn_k.weight"),
+                Wv = file.Matrix(p + "attn_v.weight"),
+                Wo = file.Matrix(p + "attn_output.weight"),
                 Bq = OptionalVector(p + "attn_q.bias", c.QDim),
                 Bk = OptionalVector(p + "attn_k.bias", c.KvDim),
                 Bv = OptionalVector(p + "attn_v.bias", c.KvDim),
                 FfnNorm = Vector(p + "ffn_norm.weight", c.Dim),
-                Gate = Matrix(p + "ffn_gate.weight", c.HiddenDim, c.Dim),
-                Up = Matrix(p + "ffn_up.weight", c.HiddenDim, c.Dim),
-                Down = Matrix(p + "ffn_down.weight", c.Dim, c.HiddenDim),
+                Gate = file.Matrix(p + "ffn_gate.weight"),
+                Up = file.Matrix(p + "ffn_up.weight"),
+                Down = file.Matrix(p + "ffn_down.weight"),
             };
         }
         var finalNorm = Vector("output_norm.weight", c.Dim);
-        var output = c.TiedEmbeddings ? embedding : Matrix("output.weight", c.VocabSize, c.Dim);
+        var output = c.TiedEmbeddings ? embedding : file.Matrix("output.weight");
         return new LlamaWeights { TokenEmbedding = embedding, Layers = layers, FinalNorm = finalNorm, Output = output };
     }
 
