@@ -213,7 +213,7 @@ public sealed unsafe class GgufFile : IDisposable
         {
             if (t.Offset > dataLength || t.Bytes > dataLength - t.Offset)
                 throw c.Error($"tensor '{t.Name}' data [{t.Offset}, {t.Offset + (decimal)t.Bytes}) relative to the data section at {dataOffset} lies beyond the end of the file ({file.Length} bytes; truncated file?)");
-            var info = new GgufTensorInfo(t.Name, t.Dims, t.Type, t.Offset, t.Elements, t.Bytes, file.Pointer + dataOffset + t.Offset);
+            var info = new GgufTensorInfo(t.Name, t.Dims, t.Type, t.Offset, t.Elements, t.Bytes, file, file.Pointer + dataOffset + t.Offset);
             tensors.Add(info);
             byName.Add(t.Name, info);
         }

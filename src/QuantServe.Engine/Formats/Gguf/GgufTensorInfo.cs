@@ -9,15 +9,19 @@ namespace QuantServe.Engine.Formats.Gguf;
 /// </summary>
 public sealed unsafe class GgufTensorInfo
 {
-    internal GgufTensorInfo(string name, long[] dimensions, GgmlType type, long offset, long elementCount, long byteSize, byte* data)
+    private readonly MappedFile _file;
+    private readonly byte* _data;
+
+    internal GgufTensorInfo(string name, long[] dimensions, GgmlType type, long offset, long elementCount, long byteSize, MappedFile file, byte* data)
     {
+        _file = file;
+        _data = data;
         Name = name;
         Dimensions = dimensions;
         Type = type;
         Offset = offset;
         ElementCount = elementCount;
         ByteSize = byteSize;
-        Data = data;
     }
 
     /// <summary>Tensor name, e.g. <c>blk.0.attn_q.weight</c>.</summary>
@@ -38,8 +42,9 @@ public sealed unsafe class GgufTensorInfo
     /// <summary>Bytes of the stored tensor: <c>ElementCount / BlockSize × TypeSize</c>.</summary>
     public long ByteSize { get; }
 
-    /// <summary>First byte of the tensor in the mapped file.</summary>
-    public byte* Data { get; }
+    /// <summary>First byte of the tensor in the mapped file; throws <see cref="ObjectDisposedException"/> once the file is closed.</summary>
+    public byte* Data => _file.Pointer != null || ByteSize == 0 ? _data
+        : throw new ObjectDisposedException(_file.Path, $"tensor '{Name}': its GGUF file has been closed");
 
     /// <summary>Elements per row (<c>ne[0]</c>; 1 for a zero-dimensional tensor).</summary>
     public long Cols => Dimensions.Count > 0 ? Dimensions[0] : 1;

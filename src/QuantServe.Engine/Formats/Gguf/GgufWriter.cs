@@ -64,9 +64,8 @@ public sealed unsafe class GgufWriter
     public void AddTensor(GgufTensorInfo source, string? name = null)
     {
         long size = Describe(name ?? source.Name, source.Dimensions, source.Type);
-        byte* data = source.Data;
-        if (data == null) throw new ArgumentException($"tensor '{source.Name}' has no data pointer", nameof(source));
-        Add(new PendingTensor(name ?? source.Name, source.Dimensions.ToArray(), source.Type, size, s => CopyNative(s, data, size)));
+        // Data is re-read at write time so that a source closed in between fails cleanly instead of reading unmapped memory.
+        Add(new PendingTensor(name ?? source.Name, source.Dimensions.ToArray(), source.Type, size, s => CopyNative(s, source.Data, size)));
     }
 
     /// <summary>Writes the file to <paramref name="path"/> atomically (temporary file, then rename).</summary>

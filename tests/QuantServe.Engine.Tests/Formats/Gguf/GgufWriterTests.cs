@@ -145,4 +145,14 @@ public class GgufWriterTests
         Assert.Throws<ArgumentException>(() => w.AddTensor("d", [32], GgmlType.F32, new byte[127]));
         Assert.Throws<ArgumentException>(() => w.AddTensor("e", [32], (GgmlType)77, new byte[32]));
     }
+
+    [Fact]
+    public void Write_SourceFileClosedBeforeWrite_ThrowsAndLeavesNoFile()
+    {
+        using var dir = new TempDir();
+        GgufWriter w;
+        using (var f = GgufFile.Open(Path.Combine(SharedAssets.Prose15mGguf, "prose-15m-Q2_K.gguf"))) w = GgufWriter.FromFile(f);
+        Assert.Throws<ObjectDisposedException>(() => w.Write(dir.File("late.gguf")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Path));
+    }
 }
