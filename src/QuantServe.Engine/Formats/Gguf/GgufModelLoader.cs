@@ -162,6 +162,8 @@ public static unsafe class GgufModelLoader
         };
         foreach (var (key, value) in file.Metadata)
             if (key.StartsWith("general.", StringComparison.Ordinal)) d[key] = value.ToString();
+        if (file.Metadata.Find("general.file_type") is { } ft && ft.TryGetInteger(out long id) && GgufFileType.Name(id) is { } recipe)
+            d["general.file_type"] = $"{id} ({recipe})";
         return d;
     }
 }
