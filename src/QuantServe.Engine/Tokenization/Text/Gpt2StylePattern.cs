@@ -123,7 +123,7 @@ public sealed class Gpt2StylePattern : SplitPattern
             for (int k = 0; k < suffix.Length && ok; k++)
             {
                 char ch = s[at + k];
-                ok = ch == suffix[k] || ignoreCase && (char.ToLowerInvariant(ch) == suffix[k] || suffix[k] == 's' && ch == '\u017F');
+                ok = ch == suffix[k] || ignoreCase && char.ToLowerInvariant(ch) == suffix[k];
             }
             if (ok) return suffix.Length;
         }
