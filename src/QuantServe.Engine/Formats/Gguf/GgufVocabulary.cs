@@ -1,5 +1,6 @@
 using QuantServe.Engine.Models;
 using QuantServe.Engine.Tokenization;
+using QuantServe.Engine.Tokenization.Bpe;
 
 namespace QuantServe.Engine.Formats.Gguf;
 
@@ -11,7 +12,9 @@ public static class GgufVocabulary
     /// <summary>
     /// The file's tokenizer. <c>tokenizer.ggml.model = llama</c>: SentencePiece BPE from <c>tokens</c>, <c>scores</c>
     /// (default 0), <c>token_type</c>, <c>bos/eos/unknown_token_id</c> (defaults 1, 2, 0), <c>add_bos_token</c> and
-    /// <c>add_space_prefix</c> (both default true).
+    /// <c>add_space_prefix</c> (both default true). <c>tokenizer.ggml.model = gpt2</c>: byte-level BPE from <c>tokens</c>,
+    /// <c>token_type</c>, <c>merges</c> (required) and the pre-tokenizer named by <c>pre</c>; <c>add_bos_token</c> defaults
+    /// to true for the Llama-3 pre-tokenizers (as llama.cpp does) and false otherwise.
     /// </summary>
     public static Tokenizer CreateTokenizer(GgufFile file)
     {
@@ -26,9 +29,9 @@ public static class GgufVocabulary
             case "llama":
                 return SentencePiece(file, tokens);
             case "gpt2":
-                throw new ModelLoadException(file.Path, "GGUF gpt2 vocabularies need the byte-level tokenizer, which this build does not have");
+                return ByteLevel(file, tokens);
             default:
-                throw new ModelLoadException(file.Path, $"tokenizer model '{model}' is not supported (QuantServe reads 'llama' SentencePiece vocabularies)");
+                throw new ModelLoadException(file.Path, $"tokenizer model '{model}' is not supported (QuantServe reads 'llama' SentencePiece and 'gpt2' byte-level BPE vocabularies)");
         }
     }
 
@@ -46,6 +49,21 @@ public static class GgufVocabulary
         bool addBos = m.GetBoolOrNull("tokenizer.ggml.add_bos_token") ?? true;
         bool addSpacePrefix = m.GetBoolOrNull("tokenizer.ggml.add_space_prefix") ?? true;
         return new SentencePieceBpeTokenizer(tokens, scores, types, bos, eos, unk, addBos, addSpacePrefix);
+    }
+
+    private static readonly string[] Llama3PreTokenizers = ["llama-bpe", "llama3", "llama-v3", "falcon3", "pixtral"];
+
+    private static ByteLevelBpeTokenizer ByteLevel(GgufFile file, string[] tokens)
+    {
+        var m = file.Metadata;
+        int n = tokens.Length;
+        var merges = m.GetStringArrayOrNull("tokenizer.ggml.merges")
+            ?? throw new ModelLoadException(file.Path, "metadata 'tokenizer.ggml.merges' is missing: a gpt2 vocabulary needs its merges");
+        string? pre = m.GetStringOrNull("tokenizer.ggml.pre");
+        int bos = TokenId(file, "tokenizer.ggml.bos_token_id", n) ?? -1;
+        int eos = TokenId(file, "tokenizer.ggml.eos_token_id", n) ?? -1;
+        bool addBos = m.GetBoolOrNull("tokenizer.ggml.add_bos_token") ?? Llama3PreTokenizers.Contains(pre);
+        return ByteLevelBpeTokenizer.FromGguf(file.Path, tokens, TokenTypes(file, n), merges, pre, bos, eos, addBos);
     }
 
     private static TokenType[]? TokenTypes(GgufFile file, int n)
