@@ -73,7 +73,7 @@ public sealed record HuggingFaceConfig
     public static HuggingFaceConfig Parse(string path, string json)
     {
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(json); }
+        try { doc = JsonDocument.Parse(json, HuggingFaceJson.Options); }
         catch (JsonException e) { throw new ModelLoadException(path, $"malformed JSON: {e.Message}", e); }
         using (doc)
         {

@@ -19,6 +19,9 @@ internal readonly struct HuggingFaceJson
     /// <summary>Dotted path of this object inside the file (<c>rope_scaling.</c>), so errors name nested fields fully.</summary>
     public string Prefix { get; }
 
+    /// <summary>Tolerant of what hand-edited files contain: trailing commas and comments.</summary>
+    public static readonly JsonDocumentOptions Options = new() { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip };
+
     /// <summary>Parses <paramref name="path"/>, which must hold a JSON object. The caller disposes the document.</summary>
     public static JsonDocument ParseFile(string path)
     {
@@ -34,7 +37,7 @@ internal readonly struct HuggingFaceJson
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+            doc = JsonDocument.Parse(bytes, Options);
         }
         catch (JsonException e)
         {
