@@ -130,13 +130,17 @@ public sealed class ModelCatalog
         return (new ModelDescriptor(id, path, "gguf", length), null);
     }
 
+    /// <summary>Bytes of the folder's files (not subfolders: a model's weights lie at its top level), following links.</summary>
     private static long FolderBytes(string folder)
     {
         long total = 0;
-        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
-        foreach (var file in new DirectoryInfo(folder).EnumerateFiles("*", options))
+        foreach (var file in new DirectoryInfo(folder).EnumerateFiles())
         {
-            try { total += file.Length; }
+            try
+            {
+                var target = file.LinkTarget is null ? file : file.ResolveLinkTarget(returnFinalTarget: true) as FileInfo;
+                if (target is { Exists: true }) total += target.Length;
+            }
             catch (IOException) { }
         }
         return total;
