@@ -72,29 +72,99 @@ public sealed class SafetensorsWriter
     }
 
     /// <summary>Writes the file atomically (temporary file in the same folder, then rename over <paramref name="path"/>).</summary>
-    public void Write(string path)
-    {
-        path = Path.GetFullPath(path);
-        var ordered = _entries.OrderByDescending(e => e.DType.ElementSize()).ThenBy(e => e.Name, StringComparer.Ordinal).ToList();
-        byte[] header = BuildHeader(ordered);
+    public void Write(string path) => WriteFile(Path.GetFullPath(path), _entries);
 
+    /// <summary>
+    /// Writes the tensors into <paramref name="folder"/> in Hugging Face's layout: <c>model.safetensors</c> when they
+    /// fit in one file of <paramref name="maxShardBytes"/>, else shards <c>model-0000N-of-0000M.safetensors</c> (tensors
+    /// in name order, a new shard whenever the next tensor would overflow the current one) and
+    /// <c>model.safetensors.index.json</c>, written last so a reader never finds an index whose shards are incomplete.
+    /// Every file is written atomically; returns the paths written.
+    /// </summary>
+    public IReadOnlyList<string> WriteCheckpoint(string folder, long maxShardBytes = 5_000_000_000)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
+        folder = Path.GetFullPath(folder);
+        Directory.CreateDirectory(folder);
+        var shards = new List<List<Entry>> { new() };
+        long size = 0;
+        foreach (var e in _entries.OrderBy(e => e.Name, StringComparer.Ordinal))
+        {
+            if (size > 0 && size + e.ByteLength > maxShardBytes)
+            {
+                shards.Add(new());
+                size = 0;
+            }
+            shards[^1].Add(e);
+            size += e.ByteLength;
+        }
+        if (shards.Count == 1)
+        {
+            string single = Path.Combine(folder, SafetensorsCheckpoint.SingleFileName);
+            WriteFile(single, shards[0]);
+            return [single];
+        }
+
+        var written = new List<string>();
+        var weightMap = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < shards.Count; i++)
+        {
+            string name = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
+            string path = Path.Combine(folder, name);
+            WriteFile(path, shards[i]);
+            written.Add(path);
+            foreach (var e in shards[i]) weightMap[e.Name] = name;
+        }
+        string index = Path.Combine(folder, SafetensorsCheckpoint.IndexFileName);
+        WriteAtomically(index, stream =>
+        {
+            using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = JsonEncoder });
+            json.WriteStartObject();
+            json.WriteStartObject("metadata");
+            json.WriteNumber("total_size", _entries.Sum(e => e.ByteLength));
+            json.WriteEndObject();
+            json.WriteStartObject("weight_map");
+            foreach (var (tensor, shard) in weightMap) json.WriteString(tensor, shard);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        });
+        written.Add(index);
+        return written;
+    }
+
+    private void WriteFile(string path, IEnumerable<Entry> entries)
+    {
+        var ordered = entries.OrderByDescending(e => e.DType.ElementSize()).ThenBy(e => e.Name, StringComparer.Ordinal).ToList();
+        byte[] header = BuildHeader(ordered);
+        WriteAtomically(path, stream =>
+        {
+            Span<byte> length = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+            stream.Write(length);
+            stream.Write(header);
+            foreach (var e in ordered)
+            {
+                long before = stream.Position;
+                e.WriteData(stream);
+                long written = stream.Position - before;
+                if (written != e.ByteLength)
+                    throw new InvalidOperationException($"tensor '{e.Name}': its writer produced {written} bytes, the shape needs {e.ByteLength}");
+            }
+        });
+    }
+
+    private static readonly System.Text.Encodings.Web.JavaScriptEncoder JsonEncoder =
+        System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+
+    /// <summary>Writes through a temporary file beside <paramref name="path"/>, flushed to disk, then renamed over it.</summary>
+    private static void WriteAtomically(string path, Action<FileStream> write)
+    {
         string temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
             {
-                Span<byte> length = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
-                stream.Write(length);
-                stream.Write(header);
-                foreach (var e in ordered)
-                {
-                    long before = stream.Position;
-                    e.WriteData(stream);
-                    long written = stream.Position - before;
-                    if (written != e.ByteLength)
-                        throw new InvalidOperationException($"tensor '{e.Name}': its writer produced {written} bytes, the shape needs {e.ByteLength}");
-                }
+                write(stream);
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temp, path, overwrite: true);
@@ -109,7 +179,7 @@ public sealed class SafetensorsWriter
     private byte[] BuildHeader(List<Entry> ordered)
     {
         using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JsonEncoder }))
         {
             json.WriteStartObject();
             if (Metadata.Count > 0)

@@ -168,4 +168,44 @@ public class SafetensorsWriterTests
             Assert.True(t.Bytes.SequenceEqual(copy.Find(t.Name)!.Bytes), t.Name);
         Assert.Equal(0, copy.DataStart % 8);
     }
+
+    [Fact]
+    public void WriteCheckpoint_Prose15mTensorsInSmallShards_ReopensAsShardedCheckpointWithSameBytes()
+    {
+        using var temp = new TempModelFolder();
+        using var source = SafetensorsCheckpoint.Open(SharedAssets.Prose15m);
+        var writer = new SafetensorsWriter();
+        foreach (var t in source.Tensors.Values)
+        {
+            var info = t;
+            writer.Add(t.Name, t.DType, t.Shape, s => s.Write(info.Bytes));
+        }
+        var written = writer.WriteCheckpoint(temp.Dir, maxShardBytes: 8_000_000);
+
+        // The 16.4 MB embedding (first by name) overflows the limit on its own and takes a shard by itself;
+        // the 12.6 MB of layers and final norm fill two more.
+        Assert.Equal(SafetensorsCheckpoint.IndexFileName, Path.GetFileName(written[^1]));
+        Assert.Equal("model-00001-of-00003.safetensors", Path.GetFileName(written[0]));
+        Assert.Equal(4, written.Count);
+        using var copy = SafetensorsCheckpoint.Open(temp.Dir);
+        Assert.Equal(3, copy.Files.Count);
+        Assert.Equal(source.Tensors.Count, copy.Tensors.Count);
+        foreach (var t in source.Tensors.Values)
+            Assert.True(t.Bytes.SequenceEqual(copy.Find(t.Name)!.Bytes), t.Name);
+        Assert.All(copy.Files, f => Assert.True(f.Mapped.Length <= 8_000_000 || f.Tensors.Count == 1));
+        Assert.Contains("\"total_size\": 28975616", File.ReadAllText(written[^1]));
+    }
+
+    [Fact]
+    public void WriteCheckpoint_SmallModel_WritesSingleFileWithoutIndex()
+    {
+        using var temp = new TempModelFolder();
+        var writer = new SafetensorsWriter();
+        writer.Add("a", [3], new float[] { 1, 2, 3 });
+        writer.Add("b", SafetensorsDType.U8, [5], new byte[5]);
+        var written = writer.WriteCheckpoint(temp.Dir);
+        Assert.Equal([Path.Combine(temp.Dir, SafetensorsCheckpoint.SingleFileName)], written);
+        using var copy = SafetensorsCheckpoint.Open(temp.Dir);
+        Assert.Equal(2, copy.Tensors.Count);
+    }
 }
