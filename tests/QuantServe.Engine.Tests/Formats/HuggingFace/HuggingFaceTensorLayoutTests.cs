@@ -97,4 +97,67 @@ public class HuggingFaceTensorLayoutTests
         for (int i = 0; i < floats.Length; i++) Assert.Equal((float)halves[i], floats[i]);
         Assert.Contains(floats, f => f != floats[0]);
     }
+
+    /// <summary>prose-15m relabelled as qwen2, optionally with q/k/v biases in an extra shard listed by the index.</summary>
+    private static TempModelFolder Qwen2Copy(bool withBiases)
+    {
+        var temp = new TempModelFolder(SharedAssets.Prose15m);
+        temp.EditText("config.json", "\"model_type\": \"llama\"", "\"model_type\": \"qwen2\"");
+        temp.EditText("config.json", "\"LlamaForCausalLM\"", "\"Qwen2ForCausalLM\"");
+        if (withBiases)
+        {
+            var writer = new SafetensorsWriter();
+            var entries = new List<string>();
+            for (int l = 0; l < 8; l++)
+                foreach (var (proj, width) in new[] { ("q", 256), ("k", 128), ("v", 128) })
+                {
+                    string name = $"model.layers.{l}.self_attn.{proj}_proj.bias";
+                    writer.Add(name, [width], Enumerable.Range(0, width).Select(i => l + i / 1000f).ToArray());
+                    entries.Add($"\"{name}\": \"model-biases.safetensors\",");
+                }
+            writer.Write(temp.Path("model-biases.safetensors"));
+            temp.EditText(SafetensorsCheckpoint.IndexFileName, "\"weight_map\": {", "\"weight_map\": {" + string.Join("", entries));
+        }
+        return temp;
+    }
+
+    [Fact]
+    public void Check_Qwen2WithoutBiases_ThrowsNamingBias()
+    {
+        using var temp = Qwen2Copy(withBiases: false);
+        var hf = HuggingFaceConfig.Load(temp.Dir);
+        using var checkpoint = SafetensorsCheckpoint.Open(temp.Dir);
+        var e = Assert.Throws<ModelLoadException>(() => HuggingFaceTensorLayout.Check(checkpoint, hf));
+        Assert.Contains("'model.layers.0.self_attn.q_proj.bias'", e.Problem);
+        Assert.Contains("[256]", e.Problem);
+    }
+
+    [Fact]
+    public void Check_Qwen2WithBiases_PassesAndBiasesReadAsF32()
+    {
+        using var temp = Qwen2Copy(withBiases: true);
+        var hf = HuggingFaceConfig.Load(temp.Dir);
+        using var checkpoint = SafetensorsCheckpoint.Open(temp.Dir);
+        HuggingFaceTensorLayout.Check(checkpoint, hf);
+        var bk = HuggingFaceModelLoader.ToFloats(checkpoint.Find("model.layers.3.self_attn.k_proj.bias")!);
+        Assert.Equal(128, bk.Length);
+        Assert.Equal(3 + 127 / 1000f, bk[127]);
+    }
+
+    [Fact]
+    public void ToFloats_Bf16Tensor_ShiftsBitsIntoSingle()
+    {
+        using var temp = new TempModelFolder();
+        float[] values = [1f, -2.5f, 0.15625f, 3.0e38f, -0f];
+        var bf16 = values.SelectMany(v => BitConverter.GetBytes((ushort)(BitConverter.SingleToInt32Bits(v) >>> 16))).ToArray();
+        var writer = new SafetensorsWriter();
+        writer.Add("x", SafetensorsDType.BF16, [values.Length], bf16);
+        writer.Write(temp.Path("x.safetensors"));
+        using var file = SafetensorsFile.Open(temp.Path("x.safetensors"));
+        var floats = HuggingFaceModelLoader.ToFloats(file.Find("x")!);
+        // bfloat16 keeps the top 16 bits: these values are exact except 3e38, which loses mantissa bits.
+        Assert.Equal([1f, -2.5f, 0.15625f], floats[..3]);
+        Assert.Equal(BitConverter.SingleToInt32Bits(3.0e38f) & ~0xFFFF, BitConverter.SingleToInt32Bits(floats[3]));
+        Assert.True(float.IsNegative(floats[4]) && floats[4] == 0);
+    }
 }
