@@ -34,6 +34,7 @@ internal readonly struct HuggingFaceJson
         {
             throw new ModelLoadException(path, $"cannot read: {e.Message}", e);
         }
+        if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new ModelLoadException(path, "malformed JSON: the file is not valid UTF-8");
         JsonDocument doc;
         try
         {

@@ -74,10 +74,17 @@ public sealed class SafetensorsCheckpoint : IDisposable
 
     private static Dictionary<string, string> ReadWeightMap(string index)
     {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(index); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException(index, $"cannot read: {e.Message}", e);
+        }
+        if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new ModelLoadException(index, "malformed JSON: the file is not valid UTF-8");
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllBytes(index));
+            doc = JsonDocument.Parse(bytes);
         }
         catch (JsonException e)
         {

@@ -87,6 +87,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
         var header = Mapped.Span(8, (int)headerLength);
         if (header[0] != (byte)'{') Fail("malformed JSON header: it must start with '{'");
+        if (!System.Text.Unicode.Utf8.IsValid(header)) Fail("malformed JSON header: it is not valid UTF-8");
         JsonDocument doc;
         try
         {

@@ -177,4 +177,24 @@ public class HuggingFaceConfigTests
         var e = ParseFails((from, to));
         Assert.Contains(fragment, e.Problem);
     }
+
+    [Fact]
+    public void Parse_RandomlyCorruptedConfig_SucceedsOrThrowsModelLoadException()
+    {
+        var rng = new Random(11);
+        const string alphabet = "0123456789{}[]\",:.-e ntfl";
+        for (int trial = 0; trial < 500; trial++)
+        {
+            var chars = Prose15mConfig.ToCharArray();
+            for (int f = rng.Next(1, 4); f > 0; f--) chars[rng.Next(chars.Length)] = alphabet[rng.Next(alphabet.Length)];
+            try
+            {
+                HuggingFaceConfig.Parse("/models/x/config.json", new string(chars)).ToModelConfig();
+            }
+            catch (ModelLoadException e)
+            {
+                Assert.Equal("/models/x/config.json", e.File);
+            }
+        }
+    }
 }

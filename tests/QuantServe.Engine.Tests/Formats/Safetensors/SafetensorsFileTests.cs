@@ -173,4 +173,42 @@ public class SafetensorsFileTests
         BinaryPrimitives.WriteUInt64LittleEndian(b, value);
         s.Write(b);
     }
+
+    [Fact]
+    public void Open_RandomlyCorruptedHeader_SucceedsOrThrowsModelLoadException()
+    {
+        using var temp = new TempModelFolder(SharedAssets.Prose15m);
+        string path = temp.Own(Shard3);
+        byte[] original = File.ReadAllBytes(path);
+        var rng = new Random(20261124);
+        int rejected = 0;
+        for (int trial = 0; trial < 300; trial++)
+        {
+            byte[] bytes = (byte[])original.Clone();
+            int flips = rng.Next(1, 4);
+            for (int f = 0; f < flips; f++)
+            {
+                // Mostly the JSON header, sometimes the length field; digits and structure characters matter most.
+                int at = rng.Next(10) == 0 ? rng.Next(8) : 8 + rng.Next(520);
+                bytes[at] = rng.Next(3) switch
+                {
+                    0 => (byte)rng.Next(256),
+                    1 => (byte)"0123456789"[rng.Next(10)],
+                    _ => (byte)"{}[]\",: -"[rng.Next(9)],
+                };
+            }
+            File.WriteAllBytes(path, bytes);
+            try
+            {
+                using var file = SafetensorsFile.Open(path);
+                Assert.All(file.Tensors, t => Assert.True(t.End <= file.Mapped.Length - file.DataStart));
+            }
+            catch (ModelLoadException e)
+            {
+                Assert.Equal(path, e.File);
+                rejected++;
+            }
+        }
+        Assert.True(rejected > 100, $"only {rejected} of 300 corruptions were rejected");
+    }
 }
