@@ -106,7 +106,12 @@ public sealed class ModelCatalog
 
         string? format = ModelLoader.DetectFormat(entry);
         if (format is null)
-            return (null, "the folder holds neither a Hugging Face model (config.json) nor a llama2.c checkpoint with a tok*.bin tokenizer");
+        {
+            int ggufs = System.IO.Directory.EnumerateFiles(entry, "*.gguf").Count();
+            return (null, ggufs > 0
+                ? $"the folder holds {ggufs} .gguf file(s), which are models only directly in the models directory (move or link them there)"
+                : "the folder holds neither a Hugging Face model (config.json) nor a llama2.c checkpoint with a tok*.bin tokenizer");
+        }
         if (format == "safetensors" && !SafetensorsCheckpoint.Exists(entry))
             return (null, $"the folder has config.json but no {SafetensorsCheckpoint.SingleFileName} or {SafetensorsCheckpoint.IndexFileName}");
         if (!IsValidId(name, out var problem)) return (null, $"cannot be served: {problem}");

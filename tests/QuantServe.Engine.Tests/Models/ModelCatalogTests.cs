@@ -84,6 +84,16 @@ public class ModelCatalogTests
     }
 
     [Fact]
+    public void Scan_SharedModelsFolder_FindsHfAndLlama2cAndExplainsGgufFolder()
+    {
+        var catalog = ModelCatalog.Scan(SharedAssets.Path("models"));
+        Assert.Equal(["prose-15m", "stories260K"], catalog.Models.Select(m => m.Id));
+        var skip = Assert.Single(catalog.Skipped);
+        Assert.Equal("prose-15m-gguf", Path.GetFileName(skip.Path));
+        Assert.Contains(".gguf file(s)", skip.Reason);
+    }
+
+    [Fact]
     public void Scan_BrokenLink_SkipsIt()
     {
         using var dir = new TempModelFolder();
