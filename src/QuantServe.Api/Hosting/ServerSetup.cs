@@ -36,6 +36,7 @@ public static class ServerSetup
     {
         // Resolved now so the SDK listens from the first request; the container disposes it at shutdown.
         app.Services.GetRequiredService<TelemetryProviders>();
+        app.Services.GetRequiredService<QuantServeTelemetry>();
 
         app.UseMiddleware<RequestLoggingMiddleware>();
         app.UseWhen(c => c.Request.Path.StartsWithSegments("/v1"), v1 => v1.UseMiddleware<OpenAiErrorMiddleware>());

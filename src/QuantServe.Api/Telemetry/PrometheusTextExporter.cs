@@ -8,8 +8,8 @@ namespace QuantServe.Api.Telemetry;
 /// <summary>
 /// Serialises an OpenTelemetry metric batch in the Prometheus text exposition format 0.0.4. It runs only on scrape:
 /// <see cref="PrometheusScraper"/> asks its reader to collect, and the SDK calls <see cref="Export"/> synchronously.
+/// It keeps the default export modes: the SDK lets only its own internal scope collect from pull-only exporters.
 /// </summary>
-[ExportModes(ExportModes.Pull)]
 public sealed class PrometheusTextExporter : BaseExporter<Metric>
 {
     private StringBuilder? _target;
