@@ -17,6 +17,7 @@ public static class CliApp
         var root = new RootCommand("QuantServe: load, quantize, evaluate and serve Llama-family models. Without a subcommand it serves the OpenAI-compatible API (ASP.NET configuration switches such as --urls apply).")
         {
             InfoCommand.Create(),
+            GenerateCommand.Create(),
         };
         return root;
     }

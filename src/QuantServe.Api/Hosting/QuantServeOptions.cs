@@ -22,6 +22,9 @@ public sealed class QuantServeOptions
     /// <summary>Upper bound on a sequence's positions (prompt + completion); the model's own context length caps it further.</summary>
     public int MaxContext { get; set; } = 4096;
 
+    /// <summary>Tokens per forward piece: prompts longer than this are processed in several matrix-matrix passes.</summary>
+    public int MaxBatchTokens { get; set; } = 512;
+
     /// <summary>Requests allowed to wait for a batch slot before new ones are refused with 429.</summary>
     public int MaxQueue { get; set; } = 64;
 

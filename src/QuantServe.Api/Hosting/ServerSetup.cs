@@ -2,8 +2,11 @@ using Microsoft.AspNetCore.Http.Json;
 using QuantServe.Api.Health;
 using QuantServe.Api.Logging;
 using QuantServe.Api.OpenAi;
+using QuantServe.Api.OpenAi.Chat;
+using QuantServe.Api.OpenAi.Completions;
 using QuantServe.Api.OpenAi.Models;
 using QuantServe.Api.Registry;
+using QuantServe.Api.Serving;
 using QuantServe.Api.Telemetry;
 
 namespace QuantServe.Api.Hosting;
@@ -26,6 +29,7 @@ public static class ServerSetup
         services.AddSingleton<PrometheusScraper>();
         services.AddSingleton<TelemetryProviders>();
         services.AddSingleton<ModelRegistry>();
+        services.AddSingleton<SchedulerPool>();
         services.AddHostedService<DefaultModelStartup>();
         services.AddQuantServeSwagger();
         return builder;
@@ -47,6 +51,8 @@ public static class ServerSetup
             o.RoutePrefix = "swagger";
         });
 
+        app.MapCompletions();
+        app.MapChat();
         app.MapModels();
         app.MapHealth();
         app.MapPrometheusMetrics();

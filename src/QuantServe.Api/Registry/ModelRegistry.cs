@@ -30,6 +30,9 @@ public sealed class ModelRegistry : IDisposable
         Rescan();
     }
 
+    /// <summary>Raised (under the registry's lock) just before a model's weights are released.</summary>
+    public event Action<LoadedModel>? Unloading;
+
     /// <summary>Id of the default model.</summary>
     public string DefaultModelId { get; }
 
@@ -142,6 +145,7 @@ public sealed class ModelRegistry : IDisposable
         {
             if (loaded <= budget) break;
             loaded -= victim.Model!.WeightBytes;
+            Unloading?.Invoke(victim.Model);
             victim.Model.Dispose();
             victim.Model = null;
             _log.LogInformation("Unloaded model {Model} to stay within the {Budget}-byte model budget", victim.Id, budget);
