@@ -107,10 +107,12 @@ public sealed class ModelRegistry : IDisposable
         {
             model = ModelLoader.Load(entry.Path);
         }
-        catch
+        catch (Exception e)
         {
             lock (_gate) entry.Loading = null;
-            throw;
+            // Every load failure names the model's file, whatever layer it came from.
+            if (e is ModelLoadException) throw;
+            throw new ModelLoadException(entry.Path, e.Message, e);
         }
         lock (_gate)
         {
