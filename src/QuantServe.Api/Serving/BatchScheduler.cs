@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using QuantServe.Api.OpenAi;
 using QuantServe.Api.Telemetry;
 using QuantServe.Engine.Inference;
+using QuantServe.Engine.Kernels.Cpu;
 using QuantServe.Engine.Models;
 
 namespace QuantServe.Api.Serving;
@@ -31,16 +32,17 @@ public sealed class BatchScheduler : IDisposable
     private readonly Thread _thread;
     private readonly float[] _logits;
     private readonly int _capacity;
+    private int _runningCount;
 
     /// <summary>Starts the scheduler thread for <paramref name="model"/>.</summary>
-    public BatchScheduler(LoadedModel model, string modelId, SchedulerOptions options, QuantServeTelemetry telemetry, ILogger log)
+    public BatchScheduler(LoadedModel model, string modelId, SchedulerOptions options, QuantServeTelemetry telemetry, ILogger log, WorkerPool? workers = null)
     {
         _source = model;
         _options = options;
         _telemetry = telemetry;
         _log = log;
         ModelId = modelId;
-        _model = new LlamaModel(model, options.MaxBatchTokens);
+        _model = new LlamaModel(model, options.MaxBatchTokens, workers);
         _capacity = Math.Min(options.MaxContext, model.Config.ContextLength);
         _logits = GC.AllocateUninitializedArray<float>(checked(options.MaxBatch * model.Config.VocabSize));
         _thread = new Thread(Run) { IsBackground = true, Name = $"quantserve-batch-{modelId}" };
@@ -52,6 +54,9 @@ public sealed class BatchScheduler : IDisposable
 
     /// <summary>Positions per sequence (prompt + completion).</summary>
     public int Context => _capacity;
+
+    /// <summary>Sequences in the running batch (read from another thread: a snapshot).</summary>
+    public int Running => Volatile.Read(ref _runningCount);
 
     /// <summary>Sequences waiting for a batch slot.</summary>
     public int Waiting { get { lock (_gate) return _waiting.Count; } }
@@ -127,6 +132,8 @@ public sealed class BatchScheduler : IDisposable
             _waiting.Clear();
         }
         foreach (var s in _running) s.Fail(new ObjectDisposedException(nameof(BatchScheduler), "the model was unloaded"));
+        _telemetry.Running(-_running.Count);
+        _running.Clear();
     }
 
     private void Admit()
@@ -145,6 +152,7 @@ public sealed class BatchScheduler : IDisposable
                 s.Cache = _freeCaches.Count > 0 ? _freeCaches.Pop() : _model.CreateCache(_capacity);
                 s.Cache.Clear();
                 _running.Add(s);
+                Volatile.Write(ref _runningCount, _running.Count);
                 _telemetry.Running(1);
             }
         }
@@ -243,6 +251,7 @@ public sealed class BatchScheduler : IDisposable
             var s = _running[i];
             if (!s.Finished) continue;
             _running.RemoveAt(i);
+            Volatile.Write(ref _runningCount, _running.Count);
             _telemetry.Running(-1);
             if (s.Cache is { } cache && _freeCaches.Count < _options.MaxBatch) _freeCaches.Push(cache);
             s.Cache = null;
