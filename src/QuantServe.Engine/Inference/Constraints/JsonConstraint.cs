@@ -74,6 +74,7 @@ public sealed class JsonConstraint
         int budgetAfter = remainingTokens == int.MaxValue ? int.MaxValue : remainingTokens - 1;
         if (budgetAfter < 0) return 0;
         if (_previous < 0 || _previous == _tokenizer.BosId) return ScanFromStart(allowed, budgetAfter);
+        if (_state.InPlainString) return MaskInString(allowed, budgetAfter);
 
         var trie = _trie;
         var label = trie.Label;
@@ -103,6 +104,31 @@ public sealed class JsonConstraint
                 }
             }
             i++;
+        }
+        return allowedCount;
+    }
+
+    // Inside a string almost every token is ordinary content that leaves the state as it is: copy the precomputed
+    // set and run the automaton only on the few tokens with quotes, backslashes, control or partial UTF-8 bytes.
+    private int MaskInString(Span<bool> allowed, int budgetAfter)
+    {
+        var trie = _trie;
+        int allowedCount = 0;
+        if (budgetAfter == int.MaxValue || _state.BytesToComplete <= budgetAfter)
+        {
+            trie.PlainString.CopyTo(allowed);
+            allowedCount = trie.PlainStringCount;
+            foreach (int id in _stopIds)
+                if (allowed[id]) { allowed[id] = false; allowedCount--; }
+        }
+        foreach (int id in trie.OtherTokens)
+        {
+            if (_isStop[id]) continue;
+            var s = _state;
+            if (!s.TryAccept(trie.Bytes[id])) continue;
+            if (budgetAfter != int.MaxValue && s.BytesToComplete > budgetAfter) continue;
+            allowed[id] = true;
+            allowedCount++;
         }
         return allowedCount;
     }

@@ -72,6 +72,10 @@ public struct JsonState
     /// <summary>Whether the automaton is inside a string (where whitespace limits do not apply).</summary>
     public readonly bool InString => _mode is Mode.Str or Mode.StrEsc or Mode.StrHex or Mode.StrUtf8 or Mode.StrLowBackslash or Mode.StrLowU;
 
+    /// <summary>Whether the automaton is inside a string with nothing pending (no escape or UTF-8 sequence open),
+    /// where ordinary content bytes leave the state unchanged.</summary>
+    public readonly bool InPlainString => _mode == Mode.Str;
+
     /// <summary>Feeds <paramref name="bytes"/>; false (state then unusable) as soon as one is rejected.</summary>
     public bool TryAccept(ReadOnlySpan<byte> bytes)
     {

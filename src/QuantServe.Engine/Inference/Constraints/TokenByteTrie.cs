@@ -19,6 +19,10 @@ public sealed class TokenByteTrie
     internal readonly int[] TokenStart;    // tokens ending at node i: Tokens[TokenStart[i] .. TokenStart[i] + TokenCount[i]]
     internal readonly ushort[] TokenCount;
     internal readonly int[] Tokens;
+    internal readonly bool[] PlainString;       // per token id: bytes are ordinary string content (see IsPlainStringContent)
+    internal readonly int PlainStringCount;
+    internal readonly int[] OtherTokens;        // ids with bytes that are not plain string content
+    internal readonly byte[][] Bytes;           // per token id: mid-text bytes
 
     /// <summary>Number of trie nodes.</summary>
     public int NodeCount => Label.Length;
@@ -36,16 +40,33 @@ public sealed class TokenByteTrie
     /// (SentencePiece drops a token's leading space only right after BOS or at the start).</summary>
     public static int MidTextPrevious(Tokenizer tokenizer) => tokenizer.BosId == 0 ? (tokenizer.VocabSize > 1 ? 1 : -1) : 0;
 
+    /// <summary>Whether <paramref name="bytes"/> can appear inside a JSON string and leave it open with nothing
+    /// pending: no quote, backslash or control byte, and only whole, well-formed UTF-8 sequences.</summary>
+    public static bool IsPlainStringContent(ReadOnlySpan<byte> bytes)
+    {
+        foreach (byte b in bytes)
+            if (b < 0x20 || b == (byte)'"' || b == (byte)'\\') return false;
+        return System.Text.Unicode.Utf8.IsValid(bytes);
+    }
+
     private TokenByteTrie(Tokenizer tokenizer)
     {
         VocabSize = tokenizer.VocabSize;
         int prev = MidTextPrevious(tokenizer);
         var entries = new List<(byte[] Bytes, int Id)>(tokenizer.VocabSize);
+        Bytes = new byte[tokenizer.VocabSize][];
+        PlainString = new bool[tokenizer.VocabSize];
+        var others = new List<int>();
         for (int id = 0; id < tokenizer.VocabSize; id++)
         {
             var b = tokenizer.TokenBytes(id, prev);
-            if (b.Length > 0 && b.Length <= ushort.MaxValue) entries.Add((b.ToArray(), id));
+            Bytes[id] = b.ToArray();
+            if (b.Length == 0 || b.Length > ushort.MaxValue) continue;
+            entries.Add((Bytes[id], id));
+            if (IsPlainStringContent(b)) { PlainString[id] = true; PlainStringCount++; }
+            else others.Add(id);
         }
+        OtherTokens = others.ToArray();
         entries.Sort((x, y) =>
         {
             int c = x.Bytes.AsSpan().SequenceCompareTo(y.Bytes);
