@@ -187,7 +187,7 @@ public class JsonConstraintTests(ITestOutputHelper output)
         var tok = Tok32k.Value;
         var sw = Stopwatch.StartNew();
         var trie = TokenByteTrie.For(tok);
-        output.WriteLine($"trie build: {sw.Elapsed.TotalMilliseconds:F1} ms, {trie.NodeCount} nodes, longest token {trie.MaxTokenBytes} bytes");
+        output.WriteLine($"trie build: {sw.Elapsed.TotalMilliseconds:F1} ms, {trie.NodeCount} nodes, longest token {trie.MaxTokenBytes} bytes, {trie.OtherTokens.Length} tokens not plain string content");
         var mask = new bool[tok.VocabSize];
         foreach (var (label, prefix) in new[] { ("after '{'", "{"), ("inside a string", "{\"na"), ("after ':'", "{\"a\":"), ("in a number", "{\"a\":12") })
         {
@@ -196,10 +196,15 @@ public class JsonConstraintTests(ITestOutputHelper output)
             int n = c.ComputeMask(mask);
             for (int i = 0; i < 300; i++) c.ComputeMask(mask); // let tiered JIT optimize before timing
             const int reps = 200;
-            sw.Restart();
-            for (int i = 0; i < reps; i++) c.ComputeMask(mask);
-            double ms = sw.Elapsed.TotalMilliseconds / reps;
-            output.WriteLine($"{label}: {ms:F3} ms per mask, {n} of {tok.VocabSize} tokens allowed");
+            var times = new double[reps];
+            for (int i = 0; i < reps; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                c.ComputeMask(mask);
+                times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            }
+            Array.Sort(times); // the machine is shared: min and median resist interference better than the mean
+            output.WriteLine($"{label}: min {times[0]:F3} ms, median {times[reps / 2]:F3} ms per mask, {n} of {tok.VocabSize} tokens allowed");
             Assert.True(n > 0);
         }
     }
