@@ -86,7 +86,7 @@ internal static class JinjaFilters
                     _ => fallback,
                 };
             }
-            case "abs": return v is long l1 ? Math.Abs(l1) : Math.Abs(JinjaValue.ToDouble(v));
+            case "abs": return v is long l1 ? (object)Math.Abs(l1) : Math.Abs(JinjaValue.ToDouble(v));
             case "round":
             {
                 int precision = (int)JinjaValue.ToDouble(Arg(args, kwargs, 0, "precision", 0L));
@@ -102,10 +102,10 @@ internal static class JinjaFilters
             case "items":
                 if (v is Undefined) return new List<object?>();
                 if (v is not OrderedDictionary<string, object?> dict) throw new JinjaRuntimeError($"items filter needs a mapping, got {JinjaValue.TypeName(v)}");
-                return dict.Select(kv => (object?)new List<object?> { kv.Key, kv.Value }).ToList();
+                return dict.Select(kv => (object?)new PyTuple { kv.Key, kv.Value }).ToList();
             case "dictsort":
                 if (v is not OrderedDictionary<string, object?> dd) throw new JinjaRuntimeError("dictsort filter needs a mapping");
-                return dd.OrderBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase).Select(kv => (object?)new List<object?> { kv.Key, kv.Value }).ToList();
+                return dd.OrderBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase).Select(kv => (object?)new PyTuple { kv.Key, kv.Value }).ToList();
             case "reverse":
                 if (v is string rs) { var arr = rs.ToCharArray(); Array.Reverse(arr); return new string(arr); }
                 { var l = new List<object?>(JinjaValue.Iterate(v)); l.Reverse(); return l; }

@@ -189,7 +189,12 @@ internal sealed class JinjaInterpreter
         {
             case LiteralExpr l: return l.Value;
             case NameExpr n: return scope.TryGet(n.Name, out var v) ? v : new Undefined(n.Name);
-            case ListExpr l: return l.Items.Select(x => Eval(x, scope)).ToList();
+            case ListExpr l:
+            {
+                var items = l.IsTuple ? new PyTuple() : new List<object?>(l.Items.Count);
+                foreach (var x in l.Items) items.Add(Eval(x, scope));
+                return items;
+            }
             case DictExpr d:
             {
                 var dict = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
@@ -230,7 +235,7 @@ internal sealed class JinjaInterpreter
                 return u.Op switch
                 {
                     "not" => !JinjaValue.IsTruthy(v0),
-                    "-" => v0 is long lv ? -lv : v0 is Undefined ud ? throw Undef(ud) : -JinjaValue.ToDouble(v0),
+                    "-" => v0 is long lv ? (object)(-lv) : v0 is Undefined ud ? throw Undef(ud) : -JinjaValue.ToDouble(v0),
                     _ => v0 is bool b ? (b ? 1L : 0L) : v0,
                 };
             }
@@ -296,7 +301,7 @@ internal sealed class JinjaInterpreter
             case LoopInfo loop:
                 return loop.Get(name);
             case Undefined u:
-                return new Undefined(u.Name + "." + name);
+                throw new JinjaRuntimeError($"'{u.Name}' is undefined (cannot read its attribute '{name}')");
             default:
                 return (object?)JinjaMethods.Bind(target, name) ?? new Undefined(name);
         }
@@ -326,7 +331,7 @@ internal sealed class JinjaInterpreter
                 return key is string ks ? GetAttribute(d, ks) is var a && a is not Undefined ? a : new Undefined(ks) : new Undefined(k);
             }
             case Undefined u:
-                return new Undefined(u.Name + "[" + JinjaValue.Repr(key) + "]");
+                throw new JinjaRuntimeError($"'{u.Name}' is undefined (cannot index it with {JinjaValue.Repr(key)})");
             default:
                 return key is string name ? GetAttribute(target, name) : new Undefined($"[{JinjaValue.Repr(key)}]");
         }
@@ -373,20 +378,20 @@ internal sealed class JinjaInterpreter
             double da = JinjaValue.ToDouble(a), db = JinjaValue.ToDouble(b);
             switch (op)
             {
-                case "+": return ints ? la + lb : da + db;
-                case "-": return ints ? la - lb : da - db;
-                case "*": return ints ? la * lb : da * db;
+                case "+": return ints ? (object)(la + lb) : da + db;
+                case "-": return ints ? (object)(la - lb) : da - db;
+                case "*": return ints ? (object)(la * lb) : da * db;
                 case "/":
                     if (db == 0) throw new JinjaRuntimeError("division by zero");
                     return da / db;
                 case "//":
                     if (db == 0) throw new JinjaRuntimeError("integer division by zero");
-                    if (ints) { long q = la / lb; return la % lb != 0 && (la < 0) != (lb < 0) ? q - 1 : q; }
+                    if (ints) { long q = la / lb; return la % lb != 0 && (la < 0) != (lb < 0) ? (object)(q - 1) : q; }
                     return Math.Floor(da / db);
                 case "%":
                     if (db == 0) throw new JinjaRuntimeError("modulo by zero");
-                    if (ints) { long r = la % lb; return r != 0 && (r < 0) != (lb < 0) ? r + lb : r; }
-                    { double r = da % db; return r != 0 && (r < 0) != (db < 0) ? r + db : r; }
+                    if (ints) { long r = la % lb; return r != 0 && (r < 0) != (lb < 0) ? (object)(r + lb) : r; }
+                    { double r = da % db; return r != 0 && (r < 0) != (db < 0) ? (object)(r + db) : r; }
                 case "**":
                     if (ints && lb >= 0) { long r = 1; for (long i = 0; i < lb; i++) r *= la; return r; }
                     return Math.Pow(da, db);

@@ -175,7 +175,7 @@ internal static class JinjaMethods
 
     private static JinjaFunction? DictMethod(OrderedDictionary<string, object?> d, string name) => name switch
     {
-        "items" => new(name, (_, _) => d.Select(kv => (object?)new List<object?> { kv.Key, kv.Value }).ToList()),
+        "items" => new(name, (_, _) => d.Select(kv => (object?)new PyTuple { kv.Key, kv.Value }).ToList()),
         "keys" => new(name, (_, _) => d.Keys.Cast<object?>().ToList()),
         "values" => new(name, (_, _) => d.Values.ToList()),
         "get" => new(name, (a, _) => A(a, 0) is string key && d.TryGetValue(key, out var v) ? v : A(a, 1)),

@@ -25,6 +25,13 @@ internal sealed class JinjaFunction(string name, Func<List<object?>, Dictionary<
     public object? Invoke(List<object?> args, Dictionary<string, object?> kwargs) => invoke(args, kwargs);
 }
 
+/// <summary>A Python tuple: behaves as a list, prints as <c>(a, b)</c>.</summary>
+internal sealed class PyTuple : List<object?>
+{
+    public PyTuple() { }
+    public PyTuple(IEnumerable<object?> items) : base(items) { }
+}
+
 /// <summary>The <c>loop</c> variable inside <c>{% for %}</c>.</summary>
 internal sealed class LoopInfo(List<object?> items)
 {
@@ -112,7 +119,7 @@ internal static class JinjaValue
                 foreach (var x in e.EnumerateArray()) l.Add(FromJson(x));
                 return l;
             case JsonValueKind.String: return e.GetString();
-            case JsonValueKind.Number: return e.TryGetInt64(out long n) ? n : e.GetDouble();
+            case JsonValueKind.Number: return e.TryGetInt64(out long n) ? (object)n : e.GetDouble();
             case JsonValueKind.True: return true;
             case JsonValueKind.False: return false;
             default: return null;
@@ -166,6 +173,7 @@ internal static class JinjaValue
             case long l: return l.ToString(CultureInfo.InvariantCulture);
             case double d: return FormatFloat(d);
             case string s: return ReprString(s);
+            case PyTuple t: return t.Count == 1 ? "(" + Repr(t[0]) + ",)" : "(" + string.Join(", ", t.Select(Repr)) + ")";
             case List<object?> l: return "[" + string.Join(", ", l.Select(Repr)) + "]";
             case OrderedDictionary<string, object?> d: return "{" + string.Join(", ", d.Select(kv => ReprString(kv.Key) + ": " + Repr(kv.Value))) + "}";
             case JinjaNamespace ns: return "<Namespace " + string.Join(", ", ns.Attributes.Select(kv => kv.Key + "=" + Repr(kv.Value))) + ">";
