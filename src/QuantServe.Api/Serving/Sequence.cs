@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Threading.Channels;
 using QuantServe.Engine.Inference;
+using QuantServe.Engine.Inference.Constraints;
 using QuantServe.Engine.Models;
 using QuantServe.Engine.Tokenization;
 
@@ -22,6 +23,7 @@ internal sealed class Sequence
     private readonly List<int> _history;
     private readonly StringBuilder _piece = new();
     private readonly long _submitted = Stopwatch.GetTimestamp();
+    private readonly JsonConstraint? _json;
     private Utf8StreamDecoder? _decoder;
     private double? _firstTokenSeconds;
     private int _generated;
@@ -37,6 +39,7 @@ internal sealed class Sequence
         if (model.Tokenizer.EosId >= 0) _stopTokens.Add(model.Tokenizer.EosId);
         _history = new List<int>(Math.Min(capacity, request.Prompt.Length + (request.MaxTokens ?? 256)));
         _history.AddRange(request.Prompt);
+        if (request.JsonObject) _json = new JsonConstraint(model.Tokenizer, _stopTokens, request.Prompt[^1]);
     }
 
     public GenerationRequest Request { get; }
@@ -70,6 +73,17 @@ internal sealed class Sequence
     public void Step(Span<float> logits)
     {
         if (_decoder is null) _decoder = new Utf8StreamDecoder(_model.Tokenizer, Request.Prompt[^1]);
+        if (_json is not null)
+        {
+            // Only tokens that keep the output a valid (and, within the token budget, closable) JSON object survive.
+            int remaining = Math.Min(Request.MaxTokens ?? int.MaxValue, Capacity) - _generated;
+            remaining = Math.Min(remaining, Capacity - _history.Count);
+            if (_json.ApplyToLogits(logits, Math.Max(1, remaining)) == 0)
+            {
+                Finish("length");
+                return;
+            }
+        }
         int token = _sampler.Sample(logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_history));
         _history.Add(token);
         _generated++;
@@ -87,12 +101,13 @@ internal sealed class Sequence
             return;
         }
 
+        _json?.Accept(token);
         _piece.Clear();
         _decoder.Append(token, _piece);
         string raw = _piece.ToString();
         string released = _stops.Push(raw);
         _events.Writer.TryWrite(new TokenGenerated(token, raw, released, logprob, top));
-        if (_stops.Stopped) Finish("stop");
+        if (_stops.Stopped || _json?.IsComplete == true) Finish("stop");
         else if (_generated >= (Request.MaxTokens ?? int.MaxValue) || _history.Count >= Capacity) Finish("length");
     }
 

@@ -74,4 +74,22 @@ public sealed class ChatEndpointTests(InProcessServer server) : IClassFixture<In
             Assert.Equal(3, e["top_logprobs"]!.AsArray().Count);
         }
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Create_JsonObjectFormat_ReturnsParsableObject(int seed)
+    {
+        var (r, body) = await Json.PostAsync(Client, "/v1/chat/completions", new
+        {
+            model = "stories260K", messages = Messages, max_tokens = 120, seed, temperature = 1,
+            response_format = new { type = "json_object" },
+        });
+        Assert.True(r.IsSuccessStatusCode, body.ToJsonString());
+        string content = (string)body["choices"]![0]!["message"]!["content"]!;
+        using var doc = System.Text.Json.JsonDocument.Parse(content);
+        Assert.Equal(System.Text.Json.JsonValueKind.Object, doc.RootElement.ValueKind);
+        Assert.Equal("stop", (string?)body["choices"]![0]!["finish_reason"]);
+    }
 }
