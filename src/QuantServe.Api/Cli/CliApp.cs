@@ -18,6 +18,7 @@ public static class CliApp
         {
             InfoCommand.Create(),
             GenerateCommand.Create(),
+            HealthcheckCommand.Create(),
         };
         return root;
     }
