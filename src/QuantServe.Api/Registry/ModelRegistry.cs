@@ -16,6 +16,7 @@ public sealed class ModelRegistry : IDisposable
     private readonly ILogger<ModelRegistry> _log;
     private readonly Lock _gate = new();
     private readonly Dictionary<string, ModelEntry> _entries = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _reported = new(StringComparer.Ordinal);
     private long _clock;
     private bool _disposed;
 
@@ -158,20 +159,36 @@ public sealed class ModelRegistry : IDisposable
     private void Rescan()
     {
         string? dir = _options.ModelsDirectory;
-        if (string.IsNullOrWhiteSpace(dir) || !Directory.Exists(dir)) return;
-        foreach (string path in Directory.EnumerateFileSystemEntries(dir).Order(StringComparer.Ordinal))
+        if (string.IsNullOrWhiteSpace(dir)) return;
+        ModelCatalog catalog;
+        try
         {
-            string id = IdFor(path);
-            lock (_gate)
-                if (_entries.ContainsKey(id)) continue;
-            if (ModelLoader.DetectFormat(path) is null)
-            {
-                _log.LogDebug("Ignoring {Path}: not a model QuantServe reads", path);
-                continue;
-            }
-            var entry = Describe(id, path, isDefault: false);
-            lock (_gate) _entries.TryAdd(id, entry);
+            catalog = ModelCatalog.Scan(dir);
         }
+        catch (ModelLoadException e)
+        {
+            lock (_gate)
+                if (_reported.Add(dir)) _log.LogWarning("Models directory unusable: {Problem}", e.Message);
+            return;
+        }
+        foreach (var skipped in catalog.Skipped)
+            lock (_gate)
+                if (_reported.Add(skipped.Path)) _log.LogInformation("Ignoring {Path}: {Reason}", skipped.Path, skipped.Reason);
+        foreach (var d in catalog.Models)
+        {
+            lock (_gate)
+                if (_entries.ContainsKey(d.Id)) continue;
+            var entry = new ModelEntry(d.Id, d.Path, d.Format, d.FileBytes, LastChange(d.Path), isDefault: false);
+            lock (_gate) _entries.TryAdd(d.Id, entry);
+        }
+    }
+
+    private static DateTimeOffset LastChange(string path)
+    {
+        if (File.Exists(path)) return File.GetLastWriteTimeUtc(path);
+        if (!Directory.Exists(path)) return DateTimeOffset.UnixEpoch;
+        var times = new DirectoryInfo(path).EnumerateFiles().Select(f => f.LastWriteTimeUtc).ToList();
+        return times.Count > 0 ? times.Max() : Directory.GetLastWriteTimeUtc(path);
     }
 
     private static string IdFor(string path)
