@@ -98,6 +98,9 @@ public sealed class BatchScheduler : IDisposable
     /// <summary>Checks, before queueing anything, that <paramref name="count"/> more sequences fit the queue.</summary>
     public void EnsureQueueRoom(int count)
     {
+        // A request that could never fit is the client's error, not a transient overload.
+        if (count > _options.MaxQueue + _options.MaxBatch)
+            throw OpenAiException.BadRequest($"The request needs {count} sequences (prompts × n or best_of); this server queues at most {_options.MaxQueue + _options.MaxBatch}.", "n");
         lock (_gate)
             if (_waiting.Count + count > _options.MaxQueue)
                 throw OpenAiException.Overloaded($"The server is overloaded: {_waiting.Count} requests are already waiting for model '{ModelId}'. Retry shortly.", _options.RetryAfterSeconds);
