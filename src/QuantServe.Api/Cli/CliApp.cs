@@ -19,6 +19,7 @@ public static class CliApp
             InfoCommand.Create(),
             GenerateCommand.Create(),
             HealthcheckCommand.Create(),
+            BenchCommand.Create(),
         };
         return root;
     }

@@ -53,6 +53,14 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Bench_EmbeddedModel_PrintsPromptAndGenerationThroughput()
+    {
+        var (exit, output, error) = await RunAsync("bench", "--prompt-tokens", "16", "--gen-tokens", "8", "--repetitions", "1", "--threads", "1");
+        Assert.True(exit == 0, error);
+        Assert.Matches(@"pp16: [0-9.]+ tok/s, tg8: [0-9.]+ tok/s \(1 threads\)", output);
+    }
+
+    [Fact]
     public async Task Info_MissingModel_ReportsFileAndExits2()
     {
         var (exit, output, error) = await RunAsync("info", "--model", "/nonexistent/model.gguf");
