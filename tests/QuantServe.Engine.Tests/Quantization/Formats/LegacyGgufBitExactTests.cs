@@ -1,5 +1,5 @@
+using QuantServe.Engine.Formats.Gguf;
 using QuantServe.Engine.Tests.TestSupport;
-using QuantServe.Engine.Tensors;
 
 namespace QuantServe.Engine.Tests.Quantization.Formats;
 
@@ -7,7 +7,7 @@ namespace QuantServe.Engine.Tests.Quantization.Formats;
 /// Our reference quantizers against llama.cpp's own llama-quantize output: every tensor that prose-15m-TYPE.gguf stores
 /// in TYPE is re-quantized from prose-15m-f16.gguf and must come out byte for byte the same.
 /// </summary>
-public unsafe class LegacyGgufBitExactTests
+public class LegacyGgufBitExactTests
 {
     private static string F16Path => Path.Combine(SharedAssets.Prose15mGguf, "prose-15m-f16.gguf");
 
@@ -16,22 +16,24 @@ public unsafe class LegacyGgufBitExactTests
     public void QuantizeRow_EveryProse15mTensorOfType_MatchesLlamaQuantizeBytes(string name)
     {
         var f = LegacyTestData.Format(name);
-        using var src = new MiniGgufReader(F16Path);
-        using var q = new MiniGgufReader(Path.Combine(SharedAssets.Prose15mGguf, $"prose-15m-{name}.gguf"));
+        using var src = GgufFile.Open(F16Path);
+        using var q = GgufFile.Open(Path.Combine(SharedAssets.Prose15mGguf, $"prose-15m-{name}.gguf"));
         int tensors = 0;
         long blocks = 0;
         foreach (var t in q.Tensors.Where(t => t.Type == f.Ggml))
         {
-            var s = src.Tensor(t.Name);
-            Assert.Equal(t.Dims, s.Dims);
-            int rowBytes = (int)f.RowBytes(t.Cols);
-            var x = new float[t.Cols];
+            var s = src.Matrix(t.Name);
+            var m = q.Matrix(t.Name);
+            Assert.Equal((s.Rows, s.Cols), (m.Rows, m.Cols));
+            Assert.Same(f, m.Format);
+            int rowBytes = (int)f.RowBytes(m.Cols);
+            var x = new float[m.Cols];
             var mine = new byte[rowBytes];
-            for (int r = 0; r < t.Rows; r++)
+            for (int r = 0; r < m.Rows; r++)
             {
-                src.ReadFloatRow(s, r, x);
+                s.DequantizeRow(r, x);
                 f.QuantizeRow(x, mine);
-                var theirs = new ReadOnlySpan<byte>(q.Data(t) + (long)r * rowBytes, rowBytes);
+                var theirs = m.RowSpan(r);
                 if (!theirs.SequenceEqual(mine))
                 {
                     int at = theirs.CommonPrefixLength(mine);
@@ -40,7 +42,7 @@ public unsafe class LegacyGgufBitExactTests
                 }
             }
             tensors++;
-            blocks += (long)t.Rows * t.Cols / 32;
+            blocks += (long)m.Rows * m.Cols / 32;
         }
         // llama-cpp-reference.md: 56 matrices of the type (57 for Q8_0, whose embedding stays Q8_0 too).
         Assert.Equal(name == "Q8_0" ? 57 : 56, tensors);
@@ -52,19 +54,19 @@ public unsafe class LegacyGgufBitExactTests
     public void DequantizeRow_LlamaQuantizedTensor_WithinHalfStepOfF16(string name)
     {
         var f = LegacyTestData.Format(name);
-        using var src = new MiniGgufReader(F16Path);
-        using var q = new MiniGgufReader(Path.Combine(SharedAssets.Prose15mGguf, $"prose-15m-{name}.gguf"));
-        var t = q.Tensor("blk.0.ffn_down.weight");
-        Assert.Equal(f.Ggml, t.Type);
-        var x = new float[t.Cols];
-        var y = new float[t.Cols];
-        var m = new WeightMatrix(t.Name, f, t.Rows, t.Cols, q.Data(t));
+        using var src = GgufFile.Open(F16Path);
+        using var q = GgufFile.Open(Path.Combine(SharedAssets.Prose15mGguf, $"prose-15m-{name}.gguf"));
+        var m = q.Matrix("blk.0.ffn_down.weight");
+        var s = src.Matrix("blk.0.ffn_down.weight");
+        Assert.Same(f, m.Format);
+        var x = new float[m.Cols];
+        var y = new float[m.Cols];
         double err2 = 0, sig2 = 0;
-        for (int r = 0; r < t.Rows; r++)
+        for (int r = 0; r < m.Rows; r++)
         {
-            src.ReadFloatRow(src.Tensor(t.Name), r, x);
+            s.DequantizeRow(r, x);
             m.DequantizeRow(r, y);
-            for (int b = 0; b < t.Cols / 32; b++)
+            for (int b = 0; b < m.Cols / 32; b++)
             {
                 // Half a quantization step (from the block's own range) plus FP16 rounding of the scale and min.
                 float lo = x.Skip(b * 32).Take(32).Min(), hi = x.Skip(b * 32).Take(32).Max();
@@ -77,7 +79,7 @@ public unsafe class LegacyGgufBitExactTests
                 for (int j = b * 32; j < b * 32 + 32; j++)
                 {
                     // Q4_0/Q5_0 clamp the top code, so the far end of the range may miss by a whole step.
-                    Assert.True(Math.Abs(x[j] - y[j]) <= step * 1.01f + 2e-3f * amax, $"{t.Name}[{r},{j}] {x[j]} -> {y[j]}");
+                    Assert.True(Math.Abs(x[j] - y[j]) <= step * 1.01f + 2e-3f * amax, $"{m.Name}[{r},{j}] {x[j]} -> {y[j]}");
                     err2 += (x[j] - y[j]) * (double)(x[j] - y[j]);
                     sig2 += (double)x[j] * x[j];
                 }

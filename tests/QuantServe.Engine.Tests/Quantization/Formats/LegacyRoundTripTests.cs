@@ -1,3 +1,4 @@
+using QuantServe.Engine.Formats.Gguf;
 using QuantServe.Engine.Quantization.Formats;
 using QuantServe.Engine.Tests.TestSupport;
 using Xunit.Abstractions;
@@ -82,12 +83,12 @@ public class LegacyRoundTripTests(ITestOutputHelper output)
     public void Roundtrip_Prose15mMatrices_RelativeRmseWithinBudget(string name)
     {
         var f = LegacyTestData.Format(name);
-        using var src = new MiniGgufReader(Path.Combine(SharedAssets.Prose15mGguf, "prose-15m-f16.gguf"));
+        using var src = GgufFile.Open(Path.Combine(SharedAssets.Prose15mGguf, "prose-15m-f16.gguf"));
         foreach (var tensorName in new[] { "blk.0.attn_q.weight", "blk.3.ffn_up.weight", "blk.7.ffn_down.weight", "blk.5.attn_v.weight" })
         {
-            var t = src.Tensor(tensorName);
+            var t = src.Matrix(tensorName);
             var x = new float[t.Rows * t.Cols];
-            for (int r = 0; r < t.Rows; r++) src.ReadFloatRow(t, r, x.AsSpan(r * t.Cols, t.Cols));
+            for (int r = 0; r < t.Rows; r++) t.DequantizeRow(r, x.AsSpan(r * t.Cols, t.Cols));
             double rmse = Roundtrip(f, x);
             output.WriteLine($"{name} {tensorName}: relative RMSE {rmse:F4}");
             // Measured within 2.5% of the N(0,1) figure for every matrix; allow heavier-tailed layers 10%.
