@@ -142,7 +142,8 @@ public sealed class TextGenerator
         var cache = Model.CreateCache(n);
         var sampler = topLogprobs > 0 ? new Sampler(c.VocabSize, new SamplingOptions { TopLogprobs = topLogprobs, Temperature = 0 }) : null;
         double sum = 0;
-        int piece = Model.MaxBatchTokens, vocab = c.VocabSize;
+        // Logits for every position of a piece: cap the buffer at 8M floats (32 MB) however large the vocabulary.
+        int vocab = c.VocabSize, piece = Math.Clamp((8 << 20) / vocab, 1, Model.MaxBatchTokens);
         lock (_gate)
         {
             var logits = _scoreLogits ??= new float[(long)piece * vocab];
