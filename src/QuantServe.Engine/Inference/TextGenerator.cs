@@ -97,33 +97,38 @@ public sealed class TextGenerator
 
         if (options.MaxTokens == 0) yield break;
         cancellation.ThrowIfCancellationRequested();
-        var step = new ForwardBatcher.Step { Cache = cache, Tokens = history.AsMemory(0, length), Start = 0, Logits = logits };
-        _batcher.Run(step);
-
-        for (int generated = 1; ; generated++)
+        _batcher.Enter(); // the batcher waits briefly for active sequences' steps; Leave runs even if the consumer stops early
+        try
         {
-            int token = sampler.Sample(logits, history.AsSpan(0, length));
-            float? logprob = wantLogprob ? sampler.LastLogprob : null;
-            TokenLogprob[]? top = wantTop ? sampler.LastTopLogprobs.ToArray() : null;
-            if (stops.Contains(token))
-            {
-                text.Clear();
-                decoder.Flush(text);
-                yield return new GeneratedToken(token, text.ToString(), logprob, top, FinishReason.Stop);
-                yield break;
-            }
-            history[length++] = token;
-            text.Clear();
-            decoder.Append(token, text);
-            bool last = generated >= options.MaxTokens || length > capacity; // a token sampled at the last position cannot be fed back
-            if (last) decoder.Flush(text);
-            yield return new GeneratedToken(token, text.ToString(), logprob, top, last ? FinishReason.Length : null);
-            if (last) yield break;
-            cancellation.ThrowIfCancellationRequested();
-            step.Tokens = history.AsMemory(length - 1, 1);
-            step.Start = length - 1;
+            var step = new ForwardBatcher.Step { Cache = cache, Tokens = history.AsMemory(0, length), Start = 0, Logits = logits };
             _batcher.Run(step);
+
+            for (int generated = 1; ; generated++)
+            {
+                int token = sampler.Sample(logits, history.AsSpan(0, length));
+                float? logprob = wantLogprob ? sampler.LastLogprob : null;
+                TokenLogprob[]? top = wantTop ? sampler.LastTopLogprobs.ToArray() : null;
+                if (stops.Contains(token))
+                {
+                    text.Clear();
+                    decoder.Flush(text);
+                    yield return new GeneratedToken(token, text.ToString(), logprob, top, FinishReason.Stop);
+                    yield break;
+                }
+                history[length++] = token;
+                text.Clear();
+                decoder.Append(token, text);
+                bool last = generated >= options.MaxTokens || length > capacity; // a token sampled at the last position cannot be fed back
+                if (last) decoder.Flush(text);
+                yield return new GeneratedToken(token, text.ToString(), logprob, top, last ? FinishReason.Length : null);
+                if (last) yield break;
+                cancellation.ThrowIfCancellationRequested();
+                step.Tokens = history.AsMemory(length - 1, 1);
+                step.Start = length - 1;
+                _batcher.Run(step);
+            }
         }
+        finally { _batcher.Leave(); }
     }
 
     private HashSet<int> StopSet(GenerationOptions options)
