@@ -6,5 +6,9 @@ namespace QuantServe.Engine.Quantization.Formats;
 public static class QuantFormats
 {
     /// <summary>Every quantized format.</summary>
-    public static IEnumerable<TensorFormat> All => [];
+    public static IEnumerable<TensorFormat> All =>
+    [
+        Q4KFormat.Instance,
+        Q6KFormat.Instance,
+    ];
 }
