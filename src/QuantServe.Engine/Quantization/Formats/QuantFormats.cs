@@ -8,7 +8,10 @@ public static class QuantFormats
     /// <summary>Every quantized format.</summary>
     public static IEnumerable<TensorFormat> All =>
     [
+        Q2KFormat.Instance,
+        Q3KFormat.Instance,
         Q4KFormat.Instance,
+        Q5KFormat.Instance,
         Q6KFormat.Instance,
     ];
 }

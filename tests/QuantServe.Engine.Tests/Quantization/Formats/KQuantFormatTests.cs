@@ -23,6 +23,9 @@ public unsafe class KQuantFormatTests
         Assert.Equal(GgmlTypeInfo.Geometry(GgmlType.Q8_K)!.Value.TypeSize, Unsafe.SizeOf<BlockQ8K>());
         Assert.Equal(GgmlTypeInfo.Geometry(GgmlType.Q4_K)!.Value.TypeSize, Unsafe.SizeOf<BlockQ4K>());
         Assert.Equal(GgmlTypeInfo.Geometry(GgmlType.Q6_K)!.Value.TypeSize, Unsafe.SizeOf<BlockQ6K>());
+        Assert.Equal(GgmlTypeInfo.Geometry(GgmlType.Q2_K)!.Value.TypeSize, Unsafe.SizeOf<BlockQ2K>());
+        Assert.Equal(GgmlTypeInfo.Geometry(GgmlType.Q3_K)!.Value.TypeSize, Unsafe.SizeOf<BlockQ3K>());
+        Assert.Equal(GgmlTypeInfo.Geometry(GgmlType.Q5_K)!.Value.TypeSize, Unsafe.SizeOf<BlockQ5K>());
         Assert.Equal(292, Q8KActivations.BlockBytes);
     }
 
