@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using QuantServe.Engine.Tensors;
 
 namespace QuantServe.Engine.Quantization.Formats;
@@ -70,30 +71,26 @@ public abstract unsafe class KQuantFormat : TensorFormat
         if ((long)(batch - 1) * yStride + rowEnd > y.Length)
             throw new ArgumentException($"{w.Name}: output too short for batch {batch}");
 
-        float* acc = stackalloc float[BatchTile];
         fixed (byte* pa = activations)
         fixed (float* py = y)
         {
-            for (int r = rowStart; r < rowEnd; r++)
+            byte* rows = w.Data + rowStart * w.RowBytes;
+            for (int b0 = 0; b0 < batch; b0 += BatchTile)
             {
-                byte* row = w.Data + r * w.RowBytes;
-                for (int b0 = 0; b0 < batch; b0 += BatchTile)
-                {
-                    int n = Math.Min(BatchTile, batch - b0);
-                    new Span<float>(acc, n).Clear();
-                    DotRow(row, nb, pa + (long)b0 * activationStride, activationStride, n, acc, path);
-                    for (int b = 0; b < n; b++) py[(long)(b0 + b) * yStride + r] = acc[b];
-                }
+                int n = Math.Min(BatchTile, batch - b0);
+                DotRowRange(rows, w.RowBytes, rowEnd - rowStart, nb, pa + (long)b0 * activationStride, activationStride, n,
+                    py + (long)b0 * yStride + rowStart, yStride, path);
             }
         }
     }
 
     /// <summary>
-    /// Adds the dot products of one weight row (<paramref name="nb"/> blocks) with <paramref name="count"/> Q8_K
-    /// activation vectors (<paramref name="activationStride"/> bytes apart) into <paramref name="acc"/>[0..count).
-    /// Implementations decode each weight block once and reuse it for every activation vector.
+    /// For each of <paramref name="rowCount"/> weight rows (<paramref name="nb"/> blocks each, <paramref name="rowBytes"/> apart)
+    /// and each of <paramref name="count"/> (≤ 64) Q8_K activation vectors (<paramref name="activationStride"/> bytes apart),
+    /// writes <c>y[b·yStride + r]</c>. Implementations decode each weight block once and reuse it for every activation vector.
     /// </summary>
-    protected abstract void DotRow(byte* row, int nb, byte* activations, int activationStride, int count, float* acc, KQuantKernelPath path);
+    private protected abstract void DotRowRange(byte* rows, long rowBytes, int rowCount, int nb, byte* activations, int activationStride,
+        int count, float* y, int yStride, KQuantKernelPath path);
 
     private protected static void CheckQuantizeArgs(string name, int blockBytes, ReadOnlySpan<float> x, Span<byte> destination, ReadOnlySpan<float> importance)
     {
