@@ -22,9 +22,22 @@ internal static class KQuantMath
         return (BitConverter.SingleToInt32Bits(v) & 0x007fffff) - 0x00400000;
     }
 
-    /// <summary>IEEE binary16 bits → float (exact).</summary>
+    /// <summary>
+    /// IEEE binary16 bits → float, exact for every input (normals, subnormals, ±0, ±inf, NaN), branch-light and
+    /// call-free: the runtime's Half conversion is an out-of-line call, which forces kernels to spill vector registers.
+    /// Normals: shift the exponent/mantissa into place and rescale by 2^-112; subnormals: build 0.5 + m·2^-24 and subtract 0.5.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Fp16ToFp32(ushort h) => (float)BitConverter.UInt16BitsToHalf(h);
+    public static float Fp16ToFp32(ushort h)
+    {
+        uint w = (uint)h << 16;
+        uint sign = w & 0x80000000u;
+        uint twoW = w + w;
+        float normalized = BitConverter.UInt32BitsToSingle((twoW >> 4) + (0xE0u << 23)) * 1.92592994e-34f; // 2^-112
+        float denormalized = BitConverter.UInt32BitsToSingle((twoW >> 17) | (126u << 23)) - 0.5f;
+        uint bits = twoW < (1u << 27) ? BitConverter.SingleToUInt32Bits(denormalized) : BitConverter.SingleToUInt32Bits(normalized);
+        return BitConverter.UInt32BitsToSingle(sign | bits);
+    }
 
     /// <summary>float → IEEE binary16 bits, rounding to nearest even (ggml's GGML_FP32_TO_FP16).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

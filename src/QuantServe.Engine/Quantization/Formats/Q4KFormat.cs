@@ -26,7 +26,7 @@ public unsafe struct BlockQ4K
 /// <summary>
 /// Q4_K: w = d·sc_j·q − dmin·m_j for sub-block j (32 weights), q in 0..15, sc_j/m_j 6-bit, d/dmin FP16. 4.5 bits per weight.
 /// </summary>
-public sealed unsafe class Q4KFormat : KQuantFormat
+public sealed unsafe partial class Q4KFormat : KQuantFormat
 {
     /// <summary>The shared instance.</summary>
     public static Q4KFormat Instance { get; } = new();
@@ -204,6 +204,8 @@ public sealed unsafe class Q4KFormat : KQuantFormat
     private protected override void DotRowRange(byte* rows, long rowBytes, int rowCount, int nb, byte* activations, int activationStride,
         int count, float* y, int yStride, KQuantKernelPath path)
     {
+        if (path == KQuantKernelPath.Avx512) { DotRowRangeAvx512(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride); return; }
+        if (path == KQuantKernelPath.Avx2) { DotRowRangeAvx2(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride); return; }
         float* acc = stackalloc float[count];
         for (int r = 0; r < rowCount; r++)
         {
