@@ -24,7 +24,7 @@ public unsafe struct BlockQ6K
 }
 
 /// <summary>Q6_K: w = d·sc_g·(q − 32) for group g of 16 weights, q in 0..63, sc_g int8, d FP16. 6.5625 bits per weight.</summary>
-public sealed unsafe class Q6KFormat : KQuantFormat
+public sealed unsafe partial class Q6KFormat : KQuantFormat
 {
     /// <summary>The shared instance.</summary>
     public static Q6KFormat Instance { get; } = new();
@@ -143,6 +143,8 @@ public sealed unsafe class Q6KFormat : KQuantFormat
     private protected override void DotRowRange(byte* rows, long rowBytes, int rowCount, int nb, byte* activations, int activationStride,
         int count, float* y, int yStride, KQuantKernelPath path)
     {
+        if (path == KQuantKernelPath.Avx512) { DotRowRangeAvx512(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride); return; }
+        if (path == KQuantKernelPath.Avx2) { DotRowRangeAvx2(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride); return; }
         float* acc = stackalloc float[count];
         for (int r = 0; r < rowCount; r++)
         {
