@@ -35,6 +35,14 @@ public sealed unsafe partial class Q4KFormat
         return (h3.ToScalar(), h3.GetElement(1));
     }
 
+    /// <summary>32 bytes at <paramref name="p"/> in both 256-bit halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> Twice(byte* p)
+    {
+        var v = Vector256.Load(p);
+        return Vector512.Create(v, v);
+    }
+
     [SkipLocalsInit]
     private static void DotRowRangeAvx512(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
     {
@@ -63,10 +71,10 @@ public sealed unsafe partial class Q4KFormat
                 var s2 = Avx512BW.PermuteVar32x16(sm16, idx2);
                 var s3 = Avx512BW.PermuteVar32x16(sm16, idx3);
                 var mins = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sm, minPairs));
-                var w0 = Avx512BW.ShiftRightLogicalVariable(Avx512F.BroadcastVector256ToVector512((ulong*)(x->Qs)).AsByte().AsUInt16(), nibbleShift).AsByte() & m4;
-                var w1 = Avx512BW.ShiftRightLogicalVariable(Avx512F.BroadcastVector256ToVector512((ulong*)(x->Qs + 32)).AsByte().AsUInt16(), nibbleShift).AsByte() & m4;
-                var w2 = Avx512BW.ShiftRightLogicalVariable(Avx512F.BroadcastVector256ToVector512((ulong*)(x->Qs + 64)).AsByte().AsUInt16(), nibbleShift).AsByte() & m4;
-                var w3 = Avx512BW.ShiftRightLogicalVariable(Avx512F.BroadcastVector256ToVector512((ulong*)(x->Qs + 96)).AsByte().AsUInt16(), nibbleShift).AsByte() & m4;
+                var w0 = Avx512BW.ShiftRightLogicalVariable(Twice(x->Qs).AsUInt16(), nibbleShift).AsByte() & m4;
+                var w1 = Avx512BW.ShiftRightLogicalVariable(Twice(x->Qs + 32).AsUInt16(), nibbleShift).AsByte() & m4;
+                var w2 = Avx512BW.ShiftRightLogicalVariable(Twice(x->Qs + 64).AsUInt16(), nibbleShift).AsByte() & m4;
+                var w3 = Avx512BW.ShiftRightLogicalVariable(Twice(x->Qs + 96).AsUInt16(), nibbleShift).AsByte() & m4;
                 float xd = Fp16ToFp32(x->D), xmin = Fp16ToFp32(x->DMin);
                 byte* ab = act + i * Q8KActivations.BlockBytes;
                 for (int b = 0; b < count; b++, ab += stride)

@@ -11,6 +11,14 @@ namespace QuantServe.Engine.Quantization.Formats;
 /// </summary>
 public sealed unsafe partial class Q6KFormat
 {
+    /// <summary>32 bytes at <paramref name="p"/> in both 256-bit halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> Twice(byte* p)
+    {
+        var v = Vector256.Load(p);
+        return Vector512.Create(v, v);
+    }
+
     [SkipLocalsInit]
     private static void DotRowRangeAvx512(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
     {
@@ -42,9 +50,9 @@ public sealed unsafe partial class Q6KFormat
                 var s2 = Avx512BW.PermuteVar32x16(sc512, idx2);
                 var s3 = Avx512BW.PermuteVar32x16(sc512, idx3);
                 var l0 = Vector512.Load(x->Ql);
-                var h0 = Avx512F.BroadcastVector256ToVector512((ulong*)(x->Qh)).AsByte().AsUInt16();
+                var h0 = Twice(x->Qh).AsUInt16();
                 var l1 = Vector512.Load(x->Ql + 64);
-                var h1 = Avx512F.BroadcastVector256ToVector512((ulong*)(x->Qh + 32)).AsByte().AsUInt16();
+                var h1 = Twice(x->Qh + 32).AsUInt16();
                 var w0 = (l0 & m4) | Vector512.ShiftLeft((Avx512BW.ShiftRightLogicalVariable(h0, shiftA).AsByte() & m2).AsUInt16(), 4).AsByte();
                 var w1 = (Vector512.ShiftRightLogical(l0.AsUInt16(), 4).AsByte() & m4) | Vector512.ShiftLeft((Avx512BW.ShiftRightLogicalVariable(h0, shiftB).AsByte() & m2).AsUInt16(), 4).AsByte();
                 var w2 = (l1 & m4) | Vector512.ShiftLeft((Avx512BW.ShiftRightLogicalVariable(h1, shiftA).AsByte() & m2).AsUInt16(), 4).AsByte();
