@@ -24,7 +24,7 @@ public unsafe struct BlockQ2K
 }
 
 /// <summary>Q2_K: w = d·sc_g·q − dmin·m_g for group g of 16 weights, q in 0..3, sc_g/m_g 4-bit. 2.625 bits per weight.</summary>
-public sealed unsafe class Q2KFormat : KQuantFormat
+public sealed unsafe partial class Q2KFormat : KQuantFormat
 {
     /// <summary>The shared instance.</summary>
     public static Q2KFormat Instance { get; } = new();
@@ -187,6 +187,11 @@ public sealed unsafe class Q2KFormat : KQuantFormat
     private protected override void DotRowRange(byte* rows, long rowBytes, int rowCount, int nb, byte* activations, int activationStride,
         int count, float* y, int yStride, KQuantKernelPath path)
     {
+        if (path is KQuantKernelPath.Avx2 or KQuantKernelPath.Avx512)
+        {
+            DotRowRangeAvx2(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride);
+            return;
+        }
         float* acc = stackalloc float[count];
         for (int r = 0; r < rowCount; r++)
         {

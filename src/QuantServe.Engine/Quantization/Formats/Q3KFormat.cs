@@ -24,7 +24,7 @@ public unsafe struct BlockQ3K
 }
 
 /// <summary>Q3_K: w = d·(sc_g − 32)·(q − 4) for group g of 16 weights, q in 0..7. 3.4375 bits per weight.</summary>
-public sealed unsafe class Q3KFormat : KQuantFormat
+public sealed unsafe partial class Q3KFormat : KQuantFormat
 {
     /// <summary>The shared instance.</summary>
     public static Q3KFormat Instance { get; } = new();
@@ -200,6 +200,11 @@ public sealed unsafe class Q3KFormat : KQuantFormat
     private protected override void DotRowRange(byte* rows, long rowBytes, int rowCount, int nb, byte* activations, int activationStride,
         int count, float* y, int yStride, KQuantKernelPath path)
     {
+        if (path is KQuantKernelPath.Avx2 or KQuantKernelPath.Avx512)
+        {
+            DotRowRangeAvx2(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride);
+            return;
+        }
         float* acc = stackalloc float[count];
         for (int r = 0; r < rowCount; r++)
         {

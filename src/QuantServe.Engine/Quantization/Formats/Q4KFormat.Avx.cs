@@ -15,7 +15,7 @@ public sealed unsafe partial class Q4KFormat
     /// 32-bit masks (same result as <see cref="KQuantMath.ScaleMinK4"/> for j = 0..7).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<byte> ScalesAndMins(byte* packed)
+    internal static Vector128<byte> ScalesAndMins(byte* packed)
     {
         uint u0 = Unsafe.ReadUnaligned<uint>(packed), u1 = Unsafe.ReadUnaligned<uint>(packed + 4), u2 = Unsafe.ReadUnaligned<uint>(packed + 8);
         return Vector128.Create(

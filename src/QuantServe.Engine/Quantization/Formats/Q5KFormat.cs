@@ -27,7 +27,7 @@ public unsafe struct BlockQ5K
 }
 
 /// <summary>Q5_K: w = d·sc_j·q − dmin·m_j for sub-block j (32 weights), q in 0..31. 5.5 bits per weight.</summary>
-public sealed unsafe class Q5KFormat : KQuantFormat
+public sealed unsafe partial class Q5KFormat : KQuantFormat
 {
     /// <summary>The shared instance.</summary>
     public static Q5KFormat Instance { get; } = new();
@@ -167,6 +167,11 @@ public sealed unsafe class Q5KFormat : KQuantFormat
     private protected override void DotRowRange(byte* rows, long rowBytes, int rowCount, int nb, byte* activations, int activationStride,
         int count, float* y, int yStride, KQuantKernelPath path)
     {
+        if (path is KQuantKernelPath.Avx2 or KQuantKernelPath.Avx512)
+        {
+            DotRowRangeAvx2(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride);
+            return;
+        }
         float* acc = stackalloc float[count];
         for (int r = 0; r < rowCount; r++)
         {
