@@ -32,6 +32,19 @@ internal static class KQuantAvx2
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Up(Vector256<byte> v, int shift) => Vector256.ShiftLeft(v.AsUInt16(), shift).AsByte();
 
+    /// <summary>The lane sums of four vectors, [Σv0, Σv1, Σv2, Σv3], with one shared horizontal-add tree.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Reduce4(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, Vector256<int> v3)
+    {
+        var t = Avx2.HorizontalAdd(Avx2.HorizontalAdd(v0, v1), Avx2.HorizontalAdd(v2, v3));
+        return t.GetLower() + t.GetUpper();
+    }
+
+    /// <summary>The Q8_K scales of four consecutive activation blocks <paramref name="stride"/> bytes apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector128<float> Scales4(byte* a, int stride)
+        => Vector128.Create(*(float*)a, *(float*)(a + stride), *(float*)(a + 2 * stride), *(float*)(a + 3 * stride));
+
     /// <summary>Σ_k pmaddwd(pmaddubsw(w_k, a[32k..32k+32)), s_k) over the 8 weight vectors of one block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe Vector256<int> Dot8(sbyte* a,

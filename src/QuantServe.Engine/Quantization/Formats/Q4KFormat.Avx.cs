@@ -43,6 +43,24 @@ public sealed unsafe partial class Q4KFormat
         return Vector512.Create(v, v);
     }
 
+    /// <summary>Σ_j m_j·(bsum_2j + bsum_2j+1) as 8 int32 partial sums (mins pre-expanded to one per group).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<int> MinDot(byte* a, Vector256<short> minPairs)
+        => Avx2.MultiplyAddAdjacent(Vector256.Load(((BlockQ8K*)a)->BSums), minPairs);
+
+    /// <summary>The block's Σ sc·q·a as 8 int32 partial sums, from 4 registers of 64 weights and their pair scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<int> Dot512(byte* a, Vector512<byte> w0, Vector512<byte> w1, Vector512<byte> w2, Vector512<byte> w3,
+        Vector512<short> s0, Vector512<short> s1, Vector512<short> s2, Vector512<short> s3)
+    {
+        sbyte* q = ((BlockQ8K*)a)->Qs;
+        var p = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w0, Vector512.Load(q)), s0)
+              + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w1, Vector512.Load(q + 64)), s1)
+              + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w2, Vector512.Load(q + 128)), s2)
+              + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w3, Vector512.Load(q + 192)), s3);
+        return p.GetLower() + p.GetUpper();
+    }
+
     [SkipLocalsInit]
     private static void DotRowRangeAvx512(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
     {
@@ -77,14 +95,26 @@ public sealed unsafe partial class Q4KFormat
                 var w3 = Avx512BW.ShiftRightLogicalVariable(Twice(x->Qs + 96).AsUInt16(), nibbleShift).AsByte() & m4;
                 float xd = Fp16ToFp32(x->D), xmin = Fp16ToFp32(x->DMin);
                 byte* ab = act + i * Q8KActivations.BlockBytes;
-                for (int b = 0; b < count; b++, ab += stride)
+                int b = 0;
+                if (count >= 4)
+                {
+                    var vxd = Vector128.Create(xd);
+                    var vxmin = Vector128.Create(xmin);
+                    for (; b + 4 <= count; b += 4, ab += 4 * stride)
+                    {
+                        var si = KQuantAvx2.Reduce4(Dot512(ab, w0, w1, w2, w3, s0, s1, s2, s3), Dot512(ab + stride, w0, w1, w2, w3, s0, s1, s2, s3),
+                                                    Dot512(ab + 2 * stride, w0, w1, w2, w3, s0, s1, s2, s3), Dot512(ab + 3 * stride, w0, w1, w2, w3, s0, s1, s2, s3));
+                        var mi = KQuantAvx2.Reduce4(MinDot(ab, mins), MinDot(ab + stride, mins), MinDot(ab + 2 * stride, mins), MinDot(ab + 3 * stride, mins));
+                        var ad = KQuantAvx2.Scales4(ab, stride);
+                        var d = vxd * ad;
+                        var dmin = vxmin * ad;
+                        (Vector128.Load(acc + b) + (d * Vector128.ConvertToSingle(si) - dmin * Vector128.ConvertToSingle(mi))).Store(acc + b);
+                    }
+                }
+                for (; b < count; b++, ab += stride)
                 {
                     var a = (BlockQ8K*)ab;
-                    var p = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w0, Vector512.Load(a->Qs)), s0)
-                          + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w1, Vector512.Load(a->Qs + 64)), s1)
-                          + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w2, Vector512.Load(a->Qs + 128)), s2)
-                          + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w3, Vector512.Load(a->Qs + 192)), s3);
-                    var (sumi, summ) = Sum2(p.GetLower() + p.GetUpper(), Avx2.MultiplyAddAdjacent(Vector256.Load(a->BSums), mins));
+                    var (sumi, summ) = Sum2(Dot512(ab, w0, w1, w2, w3, s0, s1, s2, s3), MinDot(ab, mins));
                     float d = xd * a->D, dmin = xmin * a->D;
                     acc[b] += d * sumi - dmin * summ;
                 }
@@ -127,19 +157,30 @@ public sealed unsafe partial class Q4KFormat
                 var l3 = v3 & m4; var h3 = Vector256.ShiftRightLogical(v3.AsUInt16(), 4).AsByte() & m4;
                 float xd = Fp16ToFp32(x->D), xmin = Fp16ToFp32(x->DMin);
                 byte* ab = act + i * Q8KActivations.BlockBytes;
-                for (int b = 0; b < count; b++, ab += stride)
+                int b = 0;
+                if (count >= 4)
+                {
+                    var vxd = Vector128.Create(xd);
+                    var vxmin = Vector128.Create(xmin);
+                    for (; b + 4 <= count; b += 4, ab += 4 * stride)
+                    {
+                        var si = KQuantAvx2.Reduce4(
+                            KQuantAvx2.Dot8(((BlockQ8K*)ab)->Qs, l0, h0, l1, h1, l2, h2, l3, h3, s0, s1, s2, s3, s4, s5, s6, s7),
+                            KQuantAvx2.Dot8(((BlockQ8K*)(ab + stride))->Qs, l0, h0, l1, h1, l2, h2, l3, h3, s0, s1, s2, s3, s4, s5, s6, s7),
+                            KQuantAvx2.Dot8(((BlockQ8K*)(ab + 2 * stride))->Qs, l0, h0, l1, h1, l2, h2, l3, h3, s0, s1, s2, s3, s4, s5, s6, s7),
+                            KQuantAvx2.Dot8(((BlockQ8K*)(ab + 3 * stride))->Qs, l0, h0, l1, h1, l2, h2, l3, h3, s0, s1, s2, s3, s4, s5, s6, s7));
+                        var mi = KQuantAvx2.Reduce4(MinDot(ab, mins), MinDot(ab + stride, mins), MinDot(ab + 2 * stride, mins), MinDot(ab + 3 * stride, mins));
+                        var ad = KQuantAvx2.Scales4(ab, stride);
+                        var d = vxd * ad;
+                        var dmin = vxmin * ad;
+                        (Vector128.Load(acc + b) + (d * Vector128.ConvertToSingle(si) - dmin * Vector128.ConvertToSingle(mi))).Store(acc + b);
+                    }
+                }
+                for (; b < count; b++, ab += stride)
                 {
                     var a = (BlockQ8K*)ab;
-                    sbyte* q = a->Qs;
-                    var p = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(l0, Vector256.Load(q)), s0)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(h0, Vector256.Load(q + 32)), s1)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(l1, Vector256.Load(q + 64)), s2)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(h1, Vector256.Load(q + 96)), s3)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(l2, Vector256.Load(q + 128)), s4)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(h2, Vector256.Load(q + 160)), s5)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(l3, Vector256.Load(q + 192)), s6)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(h3, Vector256.Load(q + 224)), s7);
-                    var (sumi, summ) = Sum2(p, Avx2.MultiplyAddAdjacent(Vector256.Load(a->BSums), mins));
+                    var p = KQuantAvx2.Dot8(a->Qs, l0, h0, l1, h1, l2, h2, l3, h3, s0, s1, s2, s3, s4, s5, s6, s7);
+                    var (sumi, summ) = Sum2(p, MinDot(ab, mins));
                     float d = xd * a->D, dmin = xmin * a->D;
                     acc[b] += d * sumi - dmin * summ;
                 }

@@ -47,11 +47,31 @@ public sealed unsafe partial class Q5KFormat
                 var w6 = (v3 & m4) | Up(Bits(hb, 6, one), 4);
                 var w7 = Bits(v3, 4, m4) | Up(Bits(hb, 7, one), 4);
                 byte* ab = act + i * Q8KActivations.BlockBytes;
-                for (int b = 0; b < count; b++, ab += stride)
+                int b = 0;
+                if (count >= 4)
+                {
+                    var vxd = Vector128.Create(xd);
+                    var vxmin = Vector128.Create(xmin);
+                    for (; b + 4 <= count; b += 4, ab += 4 * stride)
+                    {
+                        var si = Reduce4(
+                            Dot8(((BlockQ8K*)ab)->Qs, w0, w1, w2, w3, w4, w5, w6, w7, s0, s1, s2, s3, s4, s5, s6, s7),
+                            Dot8(((BlockQ8K*)(ab + stride))->Qs, w0, w1, w2, w3, w4, w5, w6, w7, s0, s1, s2, s3, s4, s5, s6, s7),
+                            Dot8(((BlockQ8K*)(ab + 2 * stride))->Qs, w0, w1, w2, w3, w4, w5, w6, w7, s0, s1, s2, s3, s4, s5, s6, s7),
+                            Dot8(((BlockQ8K*)(ab + 3 * stride))->Qs, w0, w1, w2, w3, w4, w5, w6, w7, s0, s1, s2, s3, s4, s5, s6, s7));
+                        var mi = Reduce4(Q4KFormat.MinDot(ab, mins), Q4KFormat.MinDot(ab + stride, mins),
+                            Q4KFormat.MinDot(ab + 2 * stride, mins), Q4KFormat.MinDot(ab + 3 * stride, mins));
+                        var ad = Scales4(ab, stride);
+                        var d = vxd * ad;
+                        var dmin = vxmin * ad;
+                        (Vector128.Load(acc + b) + (d * Vector128.ConvertToSingle(si) - dmin * Vector128.ConvertToSingle(mi))).Store(acc + b);
+                    }
+                }
+                for (; b < count; b++, ab += stride)
                 {
                     var a = (BlockQ8K*)ab;
                     var p = Dot8(a->Qs, w0, w1, w2, w3, w4, w5, w6, w7, s0, s1, s2, s3, s4, s5, s6, s7);
-                    var (sumi, summ) = Q4KFormat.Sum2(p, Avx2.MultiplyAddAdjacent(Vector256.Load(a->BSums), mins));
+                    var (sumi, summ) = Q4KFormat.Sum2(p, Q4KFormat.MinDot(ab, mins));
                     float d = xd * a->D, dmin = xmin * a->D;
                     acc[b] += d * sumi - dmin * summ;
                 }

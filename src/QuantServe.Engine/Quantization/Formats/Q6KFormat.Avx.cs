@@ -19,6 +19,11 @@ public sealed unsafe partial class Q6KFormat
         return Vector512.Create(v, v);
     }
 
+    /// <summary>32·Σ_g sc_g·bsum_g as 8 int32 partial sums: the −32 offset of every quant.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Bias(byte* a, Vector256<short> scales)
+        => Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(((BlockQ8K*)a)->BSums), scales), 5);
+
     [SkipLocalsInit]
     private static void DotRowRangeAvx512(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
     {
@@ -58,16 +63,24 @@ public sealed unsafe partial class Q6KFormat
                 var w2 = (l1 & m4) | Vector512.ShiftLeft((Avx512BW.ShiftRightLogicalVariable(h1, shiftA).AsByte() & m2).AsUInt16(), 4).AsByte();
                 var w3 = (Vector512.ShiftRightLogical(l1.AsUInt16(), 4).AsByte() & m4) | Vector512.ShiftLeft((Avx512BW.ShiftRightLogicalVariable(h1, shiftB).AsByte() & m2).AsUInt16(), 4).AsByte();
                 byte* ab = act + i * Q8KActivations.BlockBytes;
-                for (int b = 0; b < count; b++, ab += stride)
+                int b = 0;
+                if (count >= 4)
                 {
-                    var a = (BlockQ8K*)ab;
-                    var p = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w0, Vector512.Load(a->Qs)), s0)
-                          + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w1, Vector512.Load(a->Qs + 64)), s1)
-                          + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w2, Vector512.Load(a->Qs + 128)), s2)
-                          + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w3, Vector512.Load(a->Qs + 192)), s3);
-                    var bias = Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(a->BSums), sc), 5);
-                    int sumi = Vector256.Sum(p.GetLower() + p.GetUpper() - bias);
-                    acc[b] += xd * a->D * sumi;
+                    var vxd = Vector128.Create(xd);
+                    for (; b + 4 <= count; b += 4, ab += 4 * stride)
+                    {
+                        var si = KQuantAvx2.Reduce4(
+                            Q4KFormat.Dot512(ab, w0, w1, w2, w3, s0, s1, s2, s3) - Bias(ab, sc),
+                            Q4KFormat.Dot512(ab + stride, w0, w1, w2, w3, s0, s1, s2, s3) - Bias(ab + stride, sc),
+                            Q4KFormat.Dot512(ab + 2 * stride, w0, w1, w2, w3, s0, s1, s2, s3) - Bias(ab + 2 * stride, sc),
+                            Q4KFormat.Dot512(ab + 3 * stride, w0, w1, w2, w3, s0, s1, s2, s3) - Bias(ab + 3 * stride, sc));
+                        (Vector128.Load(acc + b) + vxd * KQuantAvx2.Scales4(ab, stride) * Vector128.ConvertToSingle(si)).Store(acc + b);
+                    }
+                }
+                for (; b < count; b++, ab += stride)
+                {
+                    int sumi = Vector256.Sum(Q4KFormat.Dot512(ab, w0, w1, w2, w3, s0, s1, s2, s3) - Bias(ab, sc));
+                    acc[b] += xd * ((BlockQ8K*)ab)->D * sumi;
                 }
             }
             for (int b = 0; b < count; b++) y[(long)b * yStride + r] = acc[b];
@@ -118,21 +131,25 @@ public sealed unsafe partial class Q6KFormat
                 var w6 = (Vector256.ShiftRightLogical(lc.AsUInt16(), 4).AsByte() & m4) | Vector256.ShiftLeft((Vector256.ShiftRightLogical(hb, 4).AsByte() & m2).AsUInt16(), 4).AsByte();
                 var w7 = (Vector256.ShiftRightLogical(ld.AsUInt16(), 4).AsByte() & m4) | Vector256.ShiftLeft((Vector256.ShiftRightLogical(hb, 6).AsByte() & m2).AsUInt16(), 4).AsByte();
                 byte* ab = act + i * Q8KActivations.BlockBytes;
-                for (int b = 0; b < count; b++, ab += stride)
+                int b = 0;
+                if (count >= 4)
                 {
-                    var a = (BlockQ8K*)ab;
-                    sbyte* q = a->Qs;
-                    var p = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w0, Vector256.Load(q)), s0)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w1, Vector256.Load(q + 32)), s1)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w2, Vector256.Load(q + 64)), s2)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w3, Vector256.Load(q + 96)), s3)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w4, Vector256.Load(q + 128)), s4)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w5, Vector256.Load(q + 160)), s5)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w6, Vector256.Load(q + 192)), s6)
-                          + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w7, Vector256.Load(q + 224)), s7);
-                    var bias = Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(a->BSums), sc), 5);
-                    int sumi = Vector256.Sum(p - bias);
-                    acc[b] += xd * a->D * sumi;
+                    var vxd = Vector128.Create(xd);
+                    for (; b + 4 <= count; b += 4, ab += 4 * stride)
+                    {
+                        var si = KQuantAvx2.Reduce4(
+                            KQuantAvx2.Dot8(((BlockQ8K*)ab)->Qs, w0, w1, w2, w3, w4, w5, w6, w7, s0, s1, s2, s3, s4, s5, s6, s7) - Bias(ab, sc),
+                            KQuantAvx2.Dot8(((BlockQ8K*)(ab + stride))->Qs, w0, w1, w2, w3, w4, w5, w6, w7, s0, s1, s2, s3, s4, s5, s6, s7) - Bias(ab + stride, sc),
+                            KQuantAvx2.Dot8(((BlockQ8K*)(ab + 2 * stride))->Qs, w0, w1, w2, w3, w4, w5, w6, w7, s0, s1, s2, s3, s4, s5, s6, s7) - Bias(ab + 2 * stride, sc),
+                            KQuantAvx2.Dot8(((BlockQ8K*)(ab + 3 * stride))->Qs, w0, w1, w2, w3, w4, w5, w6, w7, s0, s1, s2, s3, s4, s5, s6, s7) - Bias(ab + 3 * stride, sc));
+                        (Vector128.Load(acc + b) + vxd * KQuantAvx2.Scales4(ab, stride) * Vector128.ConvertToSingle(si)).Store(acc + b);
+                    }
+                }
+                for (; b < count; b++, ab += stride)
+                {
+                    var p = KQuantAvx2.Dot8(((BlockQ8K*)ab)->Qs, w0, w1, w2, w3, w4, w5, w6, w7, s0, s1, s2, s3, s4, s5, s6, s7);
+                    int sumi = Vector256.Sum(p - Bias(ab, sc));
+                    acc[b] += xd * ((BlockQ8K*)ab)->D * sumi;
                 }
             }
             for (int b = 0; b < count; b++) y[(long)b * yStride + r] = acc[b];
