@@ -19,9 +19,13 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
     private readonly byte[][] _bytes;         // decoded bytes of each token
     private readonly byte[][] _bytesAfterBos; // the same, with the dummy-prefix space dropped
     private readonly Dictionary<string, int> _ids;  // text (with plain spaces) → id, for normal/user-defined pieces
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _idLookup;
+    private readonly Dictionary<string, int> _pieceIds; // piece exactly as stored → first id with it
     private readonly int[] _byteTokens = new int[256];
-    private readonly (string Text, int Id)[] _specials; // longest first, for parseSpecial
+    private readonly Bpe.AddedTokenMatcher _specials; // control/unknown (parsed on request) and user-defined (always) pieces
     private readonly bool _addBos;
+    [ThreadStatic] private static int[]? t_start, t_length, t_prev, t_next;
+    [ThreadStatic] private static PriorityQueue<(int Left, int Right, int Size), (float NegScore, int Left)>? t_queue;
 
     /// <summary>
     /// Builds the tokenizer from a vocabulary. Pieces may use U+2581 or a plain space for the word boundary.
@@ -44,7 +48,8 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         UnkId = unkId < n ? unkId : -1;
         AddDummyPrefix = addDummyPrefix;
         _addBos = addBos && BosId >= 0;
-        var specials = new List<(string, int)>();
+        var specials = new List<Bpe.AddedToken>();
+        _pieceIds = new Dictionary<string, int>(n, StringComparer.Ordinal);
         for (int i = 0; i < n; i++)
         {
             string piece = _pieces[i];
@@ -52,6 +57,7 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
             if (type == TokenType.Undefined) type = InferType(i, piece);
             if (type == TokenType.Normal && TryParseByte(piece, out _)) type = TokenType.Byte;
             _types[i] = type;
+            _pieceIds.TryAdd(piece, i);
             string text = piece.Replace(SentencePieceSpace, ' ');
             switch (type)
             {
@@ -59,26 +65,24 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
                     _bytes[i] = [b];
                     if (_byteTokens[b] < 0) _byteTokens[b] = i;
                     break;
-                case TokenType.Control:
+                case TokenType.Control or TokenType.Unknown:
                     _bytes[i] = [];
-                    specials.Add((piece, i));
+                    specials.Add(new Bpe.AddedToken(piece, i, Special: true));
                     break;
                 case TokenType.Unused:
                     _bytes[i] = [];
                     break;
-                case TokenType.Unknown:
-                    _bytes[i] = Encoding.UTF8.GetBytes(piece);
-                    break;
                 default:
                     _bytes[i] = Encoding.UTF8.GetBytes(text);
                     _ids.TryAdd(text, i);
-                    if (type == TokenType.UserDefined) specials.Add((piece, i));
+                    if (type == TokenType.UserDefined) specials.Add(new Bpe.AddedToken(piece, i, Special: false));
                     break;
             }
             _bytesAfterBos[i] = addDummyPrefix && _bytes[i].Length > 0 && _bytes[i][0] == (byte)' ' && type != TokenType.Byte
                 ? _bytes[i][1..] : _bytes[i];
         }
-        _specials = specials.Where(s => s.Item1.Length > 0).OrderByDescending(s => s.Item1.Length).ToArray();
+        _specials = new Bpe.AddedTokenMatcher(specials);
+        _idLookup = _ids.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
     private TokenType InferType(int id, string piece)
@@ -117,15 +121,13 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
     /// <inheritdoc />
     public override string TokenText(int token) => (uint)token < (uint)_pieces.Length ? _pieces[token] : "";
 
-    /// <inheritdoc />
-    public override bool IsSpecial(int token) => (uint)token < (uint)_types.Length && _types[token] == TokenType.Control;
+    /// <summary>Control tokens and the unknown token (which, like Hugging Face's special tokens, decode to nothing).</summary>
+    public override bool IsSpecial(int token) =>
+        (uint)token < (uint)_types.Length && _types[token] is TokenType.Control or TokenType.Unknown;
 
     /// <inheritdoc />
-    public override int TokenId(string piece)
-    {
-        for (int i = 0; i < _pieces.Length; i++) if (_pieces[i] == piece) return i;
-        return _ids.GetValueOrDefault(piece.Replace(SentencePieceSpace, ' '), -1);
-    }
+    public override int TokenId(string piece) =>
+        _pieceIds.TryGetValue(piece, out int id) ? id : _ids.GetValueOrDefault(piece.Replace(SentencePieceSpace, ' '), -1);
 
     /// <inheritdoc />
     public override ReadOnlySpan<byte> TokenBytes(int token, int previousToken)
@@ -134,95 +136,93 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         return previousToken < 0 || previousToken == BosId ? _bytesAfterBos[token] : _bytes[token];
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Encodes as llama.cpp does for SentencePiece vocabularies: user-defined pieces are split out of the text (control
+    /// and unknown pieces too with <paramref name="parseSpecial"/>); every stretch of text at the start or right after
+    /// such a piece gets the dummy-prefix space.
+    /// </summary>
     public override int[] Encode(string text, bool addBos, bool parseSpecial = false)
     {
-        var output = new List<int>(text.Length / 2 + 2);
+        ArgumentNullException.ThrowIfNull(text);
+        var output = new List<int>(text.Length / 3 + 2);
         if (addBos && BosId >= 0) output.Add(BosId);
-        if (!parseSpecial || _specials.Length == 0)
+        int pos = 0;
+        while (_specials.FindNext(text, pos, parseSpecial, out int start, out int end, out int id))
         {
-            EncodeSegment(text, AddDummyPrefix, output);
-            return output.ToArray();
-        }
-        int start = 0;
-        bool first = true;
-        for (int pos = 0; pos < text.Length;)
-        {
-            int id = MatchSpecial(text, pos, out int length);
-            if (id < 0) { pos++; continue; }
-            EncodeSegment(text[start..pos], first && AddDummyPrefix, output);
+            EncodeSegment(text.AsSpan(pos, start - pos), output);
             output.Add(id);
-            pos += length;
-            start = pos;
-            first = false;
+            pos = end;
         }
-        EncodeSegment(text[start..], first && AddDummyPrefix, output);
+        EncodeSegment(text.AsSpan(pos), output);
         return output.ToArray();
     }
 
-    private int MatchSpecial(string text, int pos, out int length)
+    private void EncodeSegment(ReadOnlySpan<char> segment, List<int> output)
     {
-        foreach (var (s, id) in _specials)
-            if (string.CompareOrdinal(text, pos, s, 0, s.Length) == 0) { length = s.Length; return id; }
-        length = 0;
-        return -1;
-    }
+        if (segment.IsEmpty) return;
+        // Pieces are keyed with plain spaces, so U+2581 in the input reads as a space, as it does in SentencePiece.
+        string text = string.Create(segment.Length + (AddDummyPrefix ? 1 : 0), (AddDummyPrefix, segment.ToString()), static (dst, state) =>
+        {
+            int at = 0;
+            if (state.AddDummyPrefix) dst[at++] = ' ';
+            foreach (char c in state.Item2) dst[at++] = c == SentencePieceSpace ? ' ' : c;
+        });
 
-    private void EncodeSegment(string segment, bool dummyPrefix, List<int> output)
-    {
-        if (segment.Length == 0) return;
-        string text = dummyPrefix ? " " + segment : segment;
-        text = text.Replace(SentencePieceSpace, ' ');
-
-        // Symbols are UTF-16 ranges covering whole code points; merges join neighbours in a linked list.
-        var symbols = new List<Symbol>(text.Length);
-        for (int i = 0; i < text.Length;)
+        // Symbols are UTF-16 ranges covering whole code points, linked so merges can join neighbours.
+        int capacity = text.Length;
+        if (t_start == null || t_start.Length < capacity)
+        {
+            int size = Math.Max(capacity, 256);
+            t_start = new int[size]; t_length = new int[size]; t_prev = new int[size]; t_next = new int[size];
+        }
+        int[] start = t_start, length = t_length!, prev = t_prev!, next = t_next!;
+        int n = 0;
+        for (int i = 0; i < text.Length; n++)
         {
             int len = char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]) ? 2 : 1;
-            symbols.Add(new Symbol { Start = i, Length = len, Prev = symbols.Count - 1, Next = symbols.Count + 1 });
+            start[n] = i; length[n] = len; prev[n] = n - 1; next[n] = n + 1;
             i += len;
         }
-        symbols[^1] = symbols[^1] with { Next = -1 };
+        next[n - 1] = -1;
 
-        var queue = new PriorityQueue<Bigram, (float NegScore, int Left)>();
-        for (int i = 0; i + 1 < symbols.Count; i++) TryAddBigram(text, symbols, i, i + 1, queue);
+        var queue = t_queue ??= new();
+        queue.Clear();
+        for (int i = 0; i + 1 < n; i++) TryAddBigram(text, start, length, i, i + 1, queue);
 
         while (queue.TryDequeue(out var bigram, out _))
         {
-            var left = symbols[bigram.Left];
-            var right = symbols[bigram.Right];
-            // Skip stale entries: one side was merged away or changed length since the pair was queued.
-            if (left.Length == 0 || right.Length == 0 || left.Length + right.Length != bigram.Size || left.Next != bigram.Right) continue;
-            symbols[bigram.Left] = left with { Length = left.Length + right.Length, Next = right.Next };
-            symbols[bigram.Right] = right with { Length = 0 };
-            if (right.Next >= 0) symbols[right.Next] = symbols[right.Next] with { Prev = bigram.Left };
-            if (left.Prev >= 0) TryAddBigram(text, symbols, left.Prev, bigram.Left, queue);
-            if (right.Next >= 0) TryAddBigram(text, symbols, bigram.Left, right.Next, queue);
+            int left = bigram.Left, right = bigram.Right;
+            // Skip stale entries: one side was merged away or grew since the pair was queued.
+            if (length[left] == 0 || length[right] == 0 || length[left] + length[right] != bigram.Size) continue;
+            length[left] += length[right];
+            length[right] = 0;
+            next[left] = next[right];
+            if (next[right] >= 0) prev[next[right]] = left;
+            if (prev[left] >= 0) TryAddBigram(text, start, length, prev[left], left, queue);
+            if (next[left] >= 0) TryAddBigram(text, start, length, left, next[left], queue);
         }
 
-        for (int i = 0; i >= 0 && i < symbols.Count; i = symbols[i].Next)
+        Span<byte> utf8 = stackalloc byte[8];
+        for (int i = 0; i >= 0; i = next[i])
         {
-            var s = symbols[i];
-            if (_ids.TryGetValue(text.Substring(s.Start, s.Length), out int id)) { output.Add(id); continue; }
-            foreach (byte b in Encoding.UTF8.GetBytes(text.Substring(s.Start, s.Length)))
+            var piece = text.AsSpan(start[i], length[i]);
+            if (_idLookup.TryGetValue(piece, out int id)) { output.Add(id); continue; }
+            // A symbol without a piece is a single code point (merges only make pieces): byte fallback.
+            int count = Encoding.UTF8.GetBytes(piece, utf8);
+            for (int k = 0; k < count; k++)
             {
-                int bt = _byteTokens[b];
+                int bt = _byteTokens[utf8[k]];
                 if (bt >= 0) output.Add(bt);
                 else if (UnkId >= 0) output.Add(UnkId);
             }
         }
     }
 
-    private void TryAddBigram(string text, List<Symbol> symbols, int left, int right, PriorityQueue<Bigram, (float, int)> queue)
+    private void TryAddBigram(string text, int[] start, int[] length, int left, int right,
+        PriorityQueue<(int Left, int Right, int Size), (float NegScore, int Left)> queue)
     {
-        var l = symbols[left];
-        var r = symbols[right];
-        int size = l.Length + r.Length;
-        if (_ids.TryGetValue(text.Substring(l.Start, size), out int id))
-            queue.Enqueue(new Bigram(left, right, size), (-_scores[id], left));
+        int size = length[left] + length[right];
+        if (_idLookup.TryGetValue(text.AsSpan(start[left], size), out int id))
+            queue.Enqueue((left, right, size), (-_scores[id], left));
     }
-
-    private record struct Symbol(int Start, int Length, int Prev, int Next);
-
-    private readonly record struct Bigram(int Left, int Right, int Size);
 }

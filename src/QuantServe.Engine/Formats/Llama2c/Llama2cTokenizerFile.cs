@@ -35,6 +35,9 @@ public static class Llama2cTokenizerFile
             pieces[i] = Encoding.UTF8.GetString(span.Slice(pos, len));
             pos += len;
         }
+        // llama2c's exporter writes BOS and EOS as "\n<s>\n" and "\n</s>\n" (for its run.c's printing); their pieces are <s> and </s>.
+        if (vocabSize > 2 && pieces[1] == "\n<s>\n") pieces[1] = "<s>";
+        if (vocabSize > 2 && pieces[2] == "\n</s>\n") pieces[2] = "</s>";
         return new SentencePieceBpeTokenizer(pieces, scores, types: null, bosId: 1, eosId: 2, unkId: 0);
     }
 }
