@@ -153,10 +153,11 @@ public sealed unsafe partial class Q3KFormat : KQuantFormat
             }
             if (++m == 32) { m = 0; hm <<= 1; }
         }
+        byte* u = (byte*)L; // every level is 0..3 now
         for (int j = 0; j < 256; j += 128)
         {
             for (int l = 0; l < 32; ++l)
-                y->Qs[j / 4 + l] = (byte)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+                y->Qs[j / 4 + l] = (byte)(u[j + l] | (u[j + l + 32] << 2) | (u[j + l + 64] << 4) | (u[j + l + 96] << 6));
         }
     }
 
