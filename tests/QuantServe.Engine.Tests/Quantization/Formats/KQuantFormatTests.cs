@@ -122,6 +122,28 @@ public unsafe class KQuantFormatTests
         Assert.All(back, v => Assert.True(Math.Abs(v) < 1e-18, $"{v}"));
     }
 
+    /// <summary>Non-finite input never throws, and it stays inside its own block: the other blocks quantize as if alone.</summary>
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void QuantizeRow_NonFiniteBlock_DoesNotThrowOrLeak(string name)
+    {
+        var f = KQuantTestData.Format(name);
+        var x = KQuantTestData.Gaussian(768, 5);
+        x[300] = float.NaN;
+        x[301] = float.PositiveInfinity;
+        x[302] = float.NegativeInfinity;
+        var q = new byte[f.RowBytes(768)];
+        f.QuantizeRow(x, q);
+        var alone = new byte[f.BlockBytes];
+        f.QuantizeRow(x.AsSpan(512, 256), alone);
+        Assert.Equal(alone, q.AsSpan(2 * f.BlockBytes).ToArray());
+        var back = new float[768];
+        f.DequantizeRow(q, back);
+        var act = new byte[f.ActivationBytes(768)];
+        f.PrepareActivation(x, act);
+        DotOne(f, q, 768, act, KQuantKernels.Best);
+    }
+
     /// <summary>With importance concentrated on even columns, the weighted (imatrix) quantizer must fit those columns better than the unweighted one.</summary>
     [Theory]
     [MemberData(nameof(Formats))]
