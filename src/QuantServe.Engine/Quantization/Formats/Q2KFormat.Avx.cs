@@ -6,7 +6,7 @@ using static QuantServe.Engine.Quantization.Formats.KQuantMath;
 
 namespace QuantServe.Engine.Quantization.Formats;
 
-/// <summary>Q2_K's fused AVX2 kernel (also used on AVX-512 machines).</summary>
+/// <summary>Q2_K's fused AVX2 kernel.</summary>
 public sealed unsafe partial class Q2KFormat
 {
     [SkipLocalsInit]

@@ -7,7 +7,7 @@ using static QuantServe.Engine.Quantization.Formats.KQuantMath;
 namespace QuantServe.Engine.Quantization.Formats;
 
 /// <summary>
-/// Q3_K's fused AVX2 kernel (also used on AVX-512 machines). Quants are used unsigned (0..7); the −4 offset is
+/// Q3_K's fused AVX2 kernel. Quants are used unsigned (0..7); the −4 offset is
 /// applied exactly as 4·Σ_g sc_g·bsum_g.
 /// </summary>
 public sealed unsafe partial class Q3KFormat

@@ -35,14 +35,6 @@ public sealed unsafe partial class Q4KFormat
         return (h3.ToScalar(), h3.GetElement(1));
     }
 
-    /// <summary>32 bytes at <paramref name="p"/> in both 256-bit halves.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<byte> Twice(byte* p)
-    {
-        var v = Vector256.Load(p);
-        return Vector512.Create(v, v);
-    }
-
     /// <summary>Σ_j m_j·(bsum_2j + bsum_2j+1) as 8 int32 partial sums (mins pre-expanded to one per group).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<int> MinDot(byte* a, Vector256<short> minPairs)
@@ -89,10 +81,10 @@ public sealed unsafe partial class Q4KFormat
                 var s2 = Avx512BW.PermuteVar32x16(sm16, idx2);
                 var s3 = Avx512BW.PermuteVar32x16(sm16, idx3);
                 var mins = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sm, minPairs));
-                var w0 = Avx512BW.ShiftRightLogicalVariable(Twice(x->Qs).AsUInt16(), nibbleShift).AsByte() & m4;
-                var w1 = Avx512BW.ShiftRightLogicalVariable(Twice(x->Qs + 32).AsUInt16(), nibbleShift).AsByte() & m4;
-                var w2 = Avx512BW.ShiftRightLogicalVariable(Twice(x->Qs + 64).AsUInt16(), nibbleShift).AsByte() & m4;
-                var w3 = Avx512BW.ShiftRightLogicalVariable(Twice(x->Qs + 96).AsUInt16(), nibbleShift).AsByte() & m4;
+                var w0 = Avx512BW.ShiftRightLogicalVariable(KQuantAvx512.Twice(x->Qs).AsUInt16(), nibbleShift).AsByte() & m4;
+                var w1 = Avx512BW.ShiftRightLogicalVariable(KQuantAvx512.Twice(x->Qs + 32).AsUInt16(), nibbleShift).AsByte() & m4;
+                var w2 = Avx512BW.ShiftRightLogicalVariable(KQuantAvx512.Twice(x->Qs + 64).AsUInt16(), nibbleShift).AsByte() & m4;
+                var w3 = Avx512BW.ShiftRightLogicalVariable(KQuantAvx512.Twice(x->Qs + 96).AsUInt16(), nibbleShift).AsByte() & m4;
                 float xd = Fp16ToFp32(x->D), xmin = Fp16ToFp32(x->DMin);
                 byte* ab = act + i * Q8KActivations.BlockBytes;
                 int b = 0;

@@ -6,7 +6,7 @@ using static QuantServe.Engine.Quantization.Formats.KQuantMath;
 
 namespace QuantServe.Engine.Quantization.Formats;
 
-/// <summary>Q5_K's fused AVX2 kernel (also used on AVX-512 machines, where 512-bit lanes gave no gain for this layout).</summary>
+/// <summary>Q5_K's fused AVX2 kernel.</summary>
 public sealed unsafe partial class Q5KFormat
 {
     [SkipLocalsInit]

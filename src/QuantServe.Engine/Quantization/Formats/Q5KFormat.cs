@@ -167,11 +167,8 @@ public sealed unsafe partial class Q5KFormat : KQuantFormat
     private protected override void DotRowRange(byte* rows, long rowBytes, int rowCount, int nb, byte* activations, int activationStride,
         int count, float* y, int yStride, KQuantKernelPath path)
     {
-        if (path is KQuantKernelPath.Avx2 or KQuantKernelPath.Avx512)
-        {
-            DotRowRangeAvx2(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride);
-            return;
-        }
+        if (path == KQuantKernelPath.Avx512) { DotRowRangeAvx512(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride); return; }
+        if (path == KQuantKernelPath.Avx2) { DotRowRangeAvx2(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride); return; }
         float* acc = stackalloc float[count];
         for (int r = 0; r < rowCount; r++)
         {

@@ -11,14 +11,6 @@ namespace QuantServe.Engine.Quantization.Formats;
 /// </summary>
 public sealed unsafe partial class Q6KFormat
 {
-    /// <summary>32 bytes at <paramref name="p"/> in both 256-bit halves.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<byte> Twice(byte* p)
-    {
-        var v = Vector256.Load(p);
-        return Vector512.Create(v, v);
-    }
-
     /// <summary>32·Σ_g sc_g·bsum_g as 8 int32 partial sums: the −32 offset of every quant.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Bias(byte* a, Vector256<short> scales)
@@ -55,9 +47,9 @@ public sealed unsafe partial class Q6KFormat
                 var s2 = Avx512BW.PermuteVar32x16(sc512, idx2);
                 var s3 = Avx512BW.PermuteVar32x16(sc512, idx3);
                 var l0 = Vector512.Load(x->Ql);
-                var h0 = Twice(x->Qh).AsUInt16();
+                var h0 = KQuantAvx512.Twice(x->Qh).AsUInt16();
                 var l1 = Vector512.Load(x->Ql + 64);
-                var h1 = Twice(x->Qh + 32).AsUInt16();
+                var h1 = KQuantAvx512.Twice(x->Qh + 32).AsUInt16();
                 var w0 = (l0 & m4) | Vector512.ShiftLeft((Avx512BW.ShiftRightLogicalVariable(h0, shiftA).AsByte() & m2).AsUInt16(), 4).AsByte();
                 var w1 = (Vector512.ShiftRightLogical(l0.AsUInt16(), 4).AsByte() & m4) | Vector512.ShiftLeft((Avx512BW.ShiftRightLogicalVariable(h0, shiftB).AsByte() & m2).AsUInt16(), 4).AsByte();
                 var w2 = (l1 & m4) | Vector512.ShiftLeft((Avx512BW.ShiftRightLogicalVariable(h1, shiftA).AsByte() & m2).AsUInt16(), 4).AsByte();
