@@ -24,11 +24,14 @@ public class TokenizerPerformanceTests(ITestOutputHelper output)
         foreach (var tok in All())
             foreach (var text in new[] { letters, repeated })
             {
-                var sw = Stopwatch.StartNew();
+                // CPU time, as the shared machines are oversubscribed; quadratic merging would take minutes here.
+                var process = Process.GetCurrentProcess();
+                var cpu = process.TotalProcessorTime;
                 var ids = tok.Encode(text, addBos: false);
-                sw.Stop();
-                output.WriteLine($"{tok.GetType().Name}: {ids.Length} tokens in {sw.ElapsedMilliseconds} ms");
-                Assert.True(sw.Elapsed < TimeSpan.FromSeconds(3), $"{tok.GetType().Name} took {sw.ElapsedMilliseconds} ms");
+                process.Refresh();
+                var used = process.TotalProcessorTime - cpu;
+                output.WriteLine($"{tok.GetType().Name}: {ids.Length} tokens in {used.TotalMilliseconds:F0} ms CPU");
+                Assert.True(used < TimeSpan.FromSeconds(5), $"{tok.GetType().Name} took {used.TotalMilliseconds:F0} ms CPU");
                 Assert.Equal(text, tok.Decode(ids));
             }
     }
