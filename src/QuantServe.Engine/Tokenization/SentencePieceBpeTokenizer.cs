@@ -28,6 +28,7 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
     private readonly bool _splitBeforeSpace;
     private const int MaxCachedWordLength = 64;
     private const int CacheCapacity = 50_000;
+    private int _cacheCount;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
     [ThreadStatic] private static int[]? t_start, t_length, t_prev, t_next;
@@ -201,7 +202,12 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         int before = output.Count;
         EncodeWord(word, output);
         if (!cacheable) return;
-        if (_cache.Count >= CacheCapacity) _cache.Clear();
+        // ConcurrentDictionary.Count takes every lock of the table, so the size is tracked here instead.
+        if (Interlocked.Increment(ref _cacheCount) > CacheCapacity)
+        {
+            _cache.Clear();
+            Interlocked.Exchange(ref _cacheCount, 0);
+        }
         _cacheLookup.TryAdd(word, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(output)[before..].ToArray());
     }
 

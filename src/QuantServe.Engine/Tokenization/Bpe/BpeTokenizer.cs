@@ -15,6 +15,7 @@ public abstract class BpeTokenizer : Tokenizer
 {
     private const int MaxCachedWordLength = 64;
     private const int CacheCapacity = 50_000;
+    private int _cacheCount;
 
     private readonly string[] _pieces;
     private readonly bool[] _special;
@@ -67,11 +68,10 @@ public abstract class BpeTokenizer : Tokenizer
         }
         Merges = new BpeMerges(pairs);
 
-        UnkId = -1;
-        if (definition.UnkToken != null && !Vocab.TryGetValue(definition.UnkToken, out int unk))
-            throw new ModelLoadException(definition.Source, $"unk_token '{definition.UnkToken}' is not in the vocabulary");
-        else if (definition.UnkToken != null) UnkId = Vocab[definition.UnkToken];
-
+        // The unknown token is normally a model piece; some files list it only among the added tokens.
+        UnkId = definition.UnkToken == null ? -1
+            : _tokenIds.TryGetValue(definition.UnkToken, out int unk) ? unk
+            : throw new ModelLoadException(definition.Source, $"unk_token '{definition.UnkToken}' is not in the vocabulary");
         BosId = definition.BosId < size ? definition.BosId : -1;
         EosId = definition.EosId < size ? definition.EosId : -1;
         AddBosByDefault = definition.AddBos && BosId >= 0;
@@ -202,7 +202,12 @@ public abstract class BpeTokenizer : Tokenizer
         int before = output.Count;
         EncodeWord(word, output);
         if (!cacheable) return;
-        if (_cache.Count >= CacheCapacity) _cache.Clear();
+        // ConcurrentDictionary.Count takes every lock of the table, so the size is tracked here instead.
+        if (Interlocked.Increment(ref _cacheCount) > CacheCapacity)
+        {
+            _cache.Clear();
+            Interlocked.Exchange(ref _cacheCount, 0);
+        }
         _cacheLookup.TryAdd(word, CollectionsMarshal.AsSpan(output)[before..].ToArray());
     }
 
