@@ -1,0 +1,32 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using QuantServe.Api.Registry;
+
+namespace QuantServe.Api.Health;
+
+/// <summary>Liveness and readiness probes.</summary>
+public static class HealthEndpoints
+{
+    /// <summary>Health report.</summary>
+    /// <param name="Status"><c>live</c>, <c>ready</c>, <c>loading</c> or <c>failed</c>.</param>
+    /// <param name="Model">Default model id.</param>
+    /// <param name="Error">Why the default model could not be loaded, if so.</param>
+    public sealed record HealthStatus(string Status, string? Model = null, string? Error = null);
+
+    /// <summary>Maps /health/live and /health/ready.</summary>
+    public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/health").WithTags("Health");
+        group.MapGet("/live", () => TypedResults.Ok(new HealthStatus("live")))
+            .WithName("Live").WithSummary("200 while the process serves HTTP.");
+        group.MapGet("/ready", Ready)
+            .WithName("Ready").WithSummary("200 once the default model is loaded; 503 before (or if it failed).");
+        return app;
+    }
+
+    private static Results<Ok<HealthStatus>, JsonHttpResult<HealthStatus>> Ready(ModelRegistry registry)
+    {
+        if (registry.IsReady) return TypedResults.Ok(new HealthStatus("ready", registry.DefaultModelId));
+        var status = registry.DefaultModelError is null ? "loading" : "failed";
+        return TypedResults.Json(new HealthStatus(status, registry.DefaultModelId, registry.DefaultModelError), statusCode: 503);
+    }
+}

@@ -1,0 +1,46 @@
+namespace QuantServe.Api.Hosting;
+
+/// <summary>The <c>QuantServe</c> configuration section (appsettings.json, environment, command line).</summary>
+public sealed class QuantServeOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "QuantServe";
+
+    /// <summary>Folder whose entries (.gguf files, Hugging Face folders, llama2.c folders) are served as models; empty = none.</summary>
+    public string? ModelsDirectory { get; set; }
+
+    /// <summary>Folder for QuantServe's own state (databases, caches); relative paths resolve against the working directory.</summary>
+    public string DataDirectory { get; set; } = "data";
+
+    /// <summary>Model loaded at startup and used when a request names no known model. Relative paths resolve against the
+    /// application's folder, where the embedded stories260K model is shipped.</summary>
+    public string DefaultModel { get; set; } = "models/stories260K";
+
+    /// <summary>Sequences decoded together in one batch.</summary>
+    public int MaxBatch { get; set; } = 16;
+
+    /// <summary>Upper bound on a sequence's positions (prompt + completion); the model's own context length caps it further.</summary>
+    public int MaxContext { get; set; } = 4096;
+
+    /// <summary>Tokens per forward piece: prompts longer than this are processed in several matrix-matrix passes.</summary>
+    public int MaxBatchTokens { get; set; } = 512;
+
+    /// <summary>Requests allowed to wait for a batch slot before new ones are refused with 429.</summary>
+    public int MaxQueue { get; set; } = 64;
+
+    /// <summary>Seconds a refused client is told to wait (Retry-After).</summary>
+    public int RetryAfterSeconds { get; set; } = 1;
+
+    /// <summary>Worker threads for the engine's kernels; 0 = one per core.</summary>
+    public int Threads { get; set; }
+
+    /// <summary>Bytes of model weights kept loaded at once; least recently used models are unloaded beyond it. 0 = no limit.</summary>
+    public long ModelMemoryBudgetBytes { get; set; }
+
+    /// <summary>Resolves <see cref="DefaultModel"/> to an absolute path.</summary>
+    public string ResolveDefaultModelPath() => ResolveAgainstApp(DefaultModel);
+
+    /// <summary>Resolves a path relative to the application folder (where the embedded model lives).</summary>
+    public static string ResolveAgainstApp(string path)
+        => Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, path));
+}

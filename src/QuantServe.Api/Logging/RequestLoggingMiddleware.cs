@@ -1,0 +1,28 @@
+using System.Diagnostics;
+
+namespace QuantServe.Api.Logging;
+
+/// <summary>Writes one structured line per request: method, path, status, latency, model and token counts.
+/// Bodies (and so prompt text) are never logged here.</summary>
+public sealed class RequestLoggingMiddleware(RequestDelegate next, ILogger<RequestLoggingMiddleware> log)
+{
+    /// <summary>Runs the pipeline and logs its outcome.</summary>
+    public async Task InvokeAsync(HttpContext context)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var usage = RequestUsageFeature.Of(context);
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            int status = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 499 : context.Response.StatusCode;
+            var level = status >= 500 ? LogLevel.Error : LogLevel.Information;
+            log.Log(level,
+                "HTTP {Method} {Path} {Status} in {ElapsedMs:0.0} ms model={Model} prompt_tokens={PromptTokens} completion_tokens={CompletionTokens}",
+                context.Request.Method, context.Request.Path.Value, status, ms, usage.Model ?? "-", usage.PromptTokens, usage.CompletionTokens);
+        }
+    }
+}

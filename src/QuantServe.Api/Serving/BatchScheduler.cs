@@ -1,0 +1,272 @@
+using System.Threading.Channels;
+using QuantServe.Api.OpenAi;
+using QuantServe.Api.Telemetry;
+using QuantServe.Engine.Inference;
+using QuantServe.Engine.Kernels.Cpu;
+using QuantServe.Engine.Models;
+
+namespace QuantServe.Api.Serving;
+
+/// <summary>
+/// Continuous batching for one model. Requests wait in a bounded queue; between decode steps waiting sequences join the
+/// running batch (up to MaxBatch), each with its own KV cache. Every step is ONE forward over all running sequences:
+/// new sequences contribute their whole prompt as a chunk, the others their last token, so the weights are read once
+/// per step for the whole batch. Finished or cancelled sequences leave the batch immediately.
+/// </summary>
+public sealed class BatchScheduler : IDisposable
+{
+    // One forward at a time in the process: the kernels' worker pool is shared by every model.
+    private static readonly Lock ForwardGate = new();
+
+    private readonly LlamaModel _model;
+    private readonly LoadedModel _source;
+    private readonly SchedulerOptions _options;
+    private readonly QuantServeTelemetry _telemetry;
+    private readonly ILogger _log;
+    private readonly Lock _gate = new();
+    private readonly Queue<Sequence> _waiting = new();
+    private readonly List<Sequence> _running = [];
+    private readonly Stack<KvCache> _freeCaches = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _thread;
+    private readonly float[] _logits;
+    private readonly int _capacity;
+    private int _runningCount;
+
+    /// <summary>Starts the scheduler thread for <paramref name="model"/>.</summary>
+    public BatchScheduler(LoadedModel model, string modelId, SchedulerOptions options, QuantServeTelemetry telemetry, ILogger log, WorkerPool? workers = null)
+    {
+        _source = model;
+        _options = options;
+        _telemetry = telemetry;
+        _log = log;
+        ModelId = modelId;
+        _model = new LlamaModel(model, options.MaxBatchTokens, workers);
+        _capacity = Math.Min(options.MaxContext, model.Config.ContextLength);
+        _logits = GC.AllocateUninitializedArray<float>(checked(options.MaxBatch * model.Config.VocabSize));
+        _thread = new Thread(Run) { IsBackground = true, Name = $"quantserve-batch-{modelId}" };
+        _thread.Start();
+    }
+
+    /// <summary>The model's id.</summary>
+    public string ModelId { get; }
+
+    /// <summary>Positions per sequence (prompt + completion).</summary>
+    public int Context => _capacity;
+
+    /// <summary>Sequences in the running batch (read from another thread: a snapshot).</summary>
+    public int Running => Volatile.Read(ref _runningCount);
+
+    /// <summary>Sequences waiting for a batch slot.</summary>
+    public int Waiting { get { lock (_gate) return _waiting.Count; } }
+
+    /// <summary>Queues a sequence. Throws a 400 <see cref="OpenAiException"/> when it cannot fit the context and a 429 when the queue is full.</summary>
+    public ChannelReader<GenerationEvent> Submit(GenerationRequest request)
+    {
+        int prompt = request.Prompt.Length;
+        if (prompt == 0) throw OpenAiException.BadRequest("the prompt is empty", "prompt");
+        foreach (int t in request.Prompt)
+            if ((uint)t >= (uint)_source.Config.VocabSize)
+                throw OpenAiException.BadRequest($"token id {t} is outside the vocabulary [0, {_source.Config.VocabSize})", "prompt");
+        if (prompt + (request.MaxTokens is > 0 ? request.MaxTokens.Value : 1) > _capacity)
+            throw OpenAiException.BadRequest(
+                $"This model's maximum context length is {_capacity} tokens. However, you requested {prompt + (request.MaxTokens ?? 1)} tokens ({prompt} in the prompt, {request.MaxTokens ?? 1} for the completion). Please reduce the prompt or the completion length.",
+                null, "context_length_exceeded");
+        try
+        {
+            request.Sampling.Validate(_source.Config.VocabSize);
+        }
+        catch (ArgumentException e)
+        {
+            throw OpenAiException.BadRequest(e.Message);
+        }
+
+        var sequence = new Sequence(request, _source, _capacity);
+        lock (_gate)
+        {
+            if (_stop.IsCancellationRequested) throw new ObjectDisposedException(nameof(BatchScheduler));
+            if (_waiting.Count >= _options.MaxQueue)
+                throw OpenAiException.Overloaded($"The server is overloaded: {_waiting.Count} requests are already waiting for model '{ModelId}'. Retry shortly.", _options.RetryAfterSeconds);
+            _waiting.Enqueue(sequence);
+        }
+        _telemetry.Waiting(1);
+        _wake.Release();
+        return sequence.Events;
+    }
+
+    /// <summary>Checks, before queueing anything, that <paramref name="count"/> more sequences fit the queue.</summary>
+    public void EnsureQueueRoom(int count)
+    {
+        // A request that could never fit is the client's error, not a transient overload.
+        if (count > _options.MaxQueue + _options.MaxBatch)
+            throw OpenAiException.BadRequest($"The request needs {count} sequences (prompts × n or best_of); this server queues at most {_options.MaxQueue + _options.MaxBatch}.", "n");
+        lock (_gate)
+            if (_waiting.Count + count > _options.MaxQueue)
+                throw OpenAiException.Overloaded($"The server is overloaded: {_waiting.Count} requests are already waiting for model '{ModelId}'. Retry shortly.", _options.RetryAfterSeconds);
+    }
+
+    private void Run()
+    {
+        var chunks = new List<SequenceChunk>(_options.MaxBatch);
+        var stepping = new List<Sequence>(_options.MaxBatch);
+        while (!_stop.IsCancellationRequested)
+        {
+            Admit();
+            if (_running.Count == 0)
+            {
+                try { _wake.Wait(_stop.Token); } catch (OperationCanceledException) { break; }
+                continue;
+            }
+            try
+            {
+                Step(chunks, stepping);
+            }
+            catch (Exception e)
+            {
+                _log.LogError(e, "Batch step failed for model {Model}; failing its {Count} running sequences", ModelId, _running.Count);
+                foreach (var s in _running) s.Fail(e);
+            }
+            Retire();
+        }
+        lock (_gate)
+        {
+            foreach (var s in _waiting) s.Fail(new ObjectDisposedException(nameof(BatchScheduler), "the model was unloaded"));
+            _waiting.Clear();
+        }
+        foreach (var s in _running) s.Fail(new ObjectDisposedException(nameof(BatchScheduler), "the model was unloaded"));
+        _telemetry.Running(-_running.Count);
+        _running.Clear();
+    }
+
+    private void Admit()
+    {
+        lock (_gate)
+        {
+            while (_running.Count < _options.MaxBatch && _waiting.Count > 0)
+            {
+                var s = _waiting.Dequeue();
+                _telemetry.Waiting(-1);
+                if (s.Cancelled)
+                {
+                    s.Abandon();
+                    continue;
+                }
+                s.Cache = _freeCaches.Count > 0 ? _freeCaches.Pop() : _model.CreateCache(_capacity);
+                s.Cache.Clear();
+                _running.Add(s);
+                Volatile.Write(ref _runningCount, _running.Count);
+                _telemetry.Running(1);
+            }
+        }
+    }
+
+    private void Step(List<SequenceChunk> chunks, List<Sequence> stepping)
+    {
+        chunks.Clear();
+        stepping.Clear();
+        foreach (var s in _running)
+        {
+            if (s.Cancelled)
+            {
+                s.Abandon();
+                continue;
+            }
+            if (!s.Prefilled && s.Request.ScorePrompt)
+            {
+                // Scoring needs logits at every prompt position, so this prompt runs on its own, piece by piece.
+                ScorePrompt(s);
+                s.Prefilled = true;
+                if (s.Request.MaxTokens == 0) s.FinishWithoutTokens();
+                continue;
+            }
+            if (!s.Prefilled)
+            {
+                chunks.Add(new SequenceChunk(s.Cache!, s.Request.Prompt));
+                s.Prefilled = true;
+            }
+            else chunks.Add(new SequenceChunk(s.Cache!, new[] { s.LastToken }));
+            stepping.Add(s);
+        }
+        if (chunks.Count == 0) return;
+        int vocab = _source.Config.VocabSize;
+        lock (ForwardGate)
+            _model.Forward(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(chunks), _logits.AsSpan(0, chunks.Count * vocab));
+        for (int i = 0; i < stepping.Count; i++)
+            if (!stepping[i].Finished) stepping[i].Step(_logits.AsSpan(i * vocab, vocab));
+    }
+
+    /// <summary>Runs the prompt with logits at every position, reporting log p(prompt[i] | prompt[..i]) for i ≥ 1, then
+    /// samples the first completion token from the last position (when any is wanted).</summary>
+    private void ScorePrompt(Sequence s)
+    {
+        var prompt = s.Request.Prompt;
+        int vocab = _source.Config.VocabSize;
+        int piece = Math.Max(1, Math.Min(_options.MaxBatchTokens, 256));
+        var buffer = new float[piece * vocab];
+        var logprobs = new float[prompt.Length];
+        var tops = new TokenLogprob[prompt.Length][];
+        logprobs[0] = float.NaN;
+        int topN = s.Request.PromptTopLogprobs;
+        var last = new float[vocab];
+        for (int start = 0; start < prompt.Length; start += piece)
+        {
+            int count = Math.Min(piece, prompt.Length - start);
+            lock (ForwardGate)
+                _model.Forward([new SequenceChunk(s.Cache!, prompt.AsMemory(start, count), start)], buffer.AsSpan(0, count * vocab), logitsForAllPositions: true);
+            for (int j = 0; j < count; j++)
+            {
+                int position = start + j;
+                var row = buffer.AsSpan(j * vocab, vocab);
+                if (position + 1 < prompt.Length)
+                {
+                    float norm = Sampler.LogSumExp(row);
+                    logprobs[position + 1] = row[prompt[position + 1]] - norm;
+                    tops[position + 1] = TopLogprobs(row, norm, topN);
+                }
+                else row.CopyTo(last);
+            }
+        }
+        s.ReportPrompt(new PromptScored(logprobs, tops));
+        if (s.Request.MaxTokens != 0) s.Step(last);
+    }
+
+    private static TokenLogprob[] TopLogprobs(ReadOnlySpan<float> row, float norm, int n)
+    {
+        if (n <= 0) return [];
+        var best = new List<TokenLogprob>(n + 1);
+        for (int id = 0; id < row.Length; id++)
+        {
+            float v = row[id];
+            if (best.Count == n && v <= best[^1].Logprob) continue;
+            int at = best.Count;
+            while (at > 0 && best[at - 1].Logprob < v) at--;
+            best.Insert(at, new TokenLogprob(id, v));
+            if (best.Count > n) best.RemoveAt(n);
+        }
+        return best.Select(t => t with { Logprob = t.Logprob - norm }).ToArray();
+    }
+
+    private void Retire()
+    {
+        for (int i = _running.Count - 1; i >= 0; i--)
+        {
+            var s = _running[i];
+            if (!s.Finished) continue;
+            _running.RemoveAt(i);
+            Volatile.Write(ref _runningCount, _running.Count);
+            _telemetry.Running(-1);
+            if (s.Cache is { } cache && _freeCaches.Count < _options.MaxBatch) _freeCaches.Push(cache);
+            s.Cache = null;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        lock (_gate) _stop.Cancel();
+        _thread.Join(TimeSpan.FromSeconds(30));
+        _wake.Dispose();
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,70 @@
+using System.Text;
+
+namespace QuantServe.Api.Serving;
+
+/// <summary>
+/// Finds OpenAI stop sequences in generated text as it streams, across token boundaries. Text that could still be the
+/// start of a stop sequence is held back until the next piece decides it, so a stop sequence is never emitted — not
+/// even partly — and text before it is never lost.
+/// </summary>
+public sealed class StopSequenceMatcher
+{
+    private readonly string[] _stops;
+    private readonly StringBuilder _pending = new();
+
+    /// <summary>Creates a matcher for <paramref name="stops"/> (empty = never stops).</summary>
+    public StopSequenceMatcher(IReadOnlyList<string>? stops) => _stops = stops?.Where(s => s.Length > 0).ToArray() ?? [];
+
+    /// <summary>Whether a stop sequence has been found; nothing more is emitted after it.</summary>
+    public bool Stopped { get; private set; }
+
+    /// <summary>Characters emitted so far (the length of the final text).</summary>
+    public int EmittedLength { get; private set; }
+
+    /// <summary>Adds <paramref name="piece"/> and returns the text now known to precede any stop sequence.</summary>
+    public string Push(string piece)
+    {
+        if (Stopped || piece.Length == 0) return "";
+        if (_stops.Length == 0) return Emit(piece);
+        _pending.Append(piece);
+        string text = _pending.ToString();
+        int cut = -1;
+        foreach (string s in _stops)
+        {
+            int i = text.IndexOf(s, StringComparison.Ordinal);
+            if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+        }
+        if (cut >= 0)
+        {
+            Stopped = true;
+            _pending.Clear();
+            return Emit(text[..cut]);
+        }
+        int hold = 0;
+        foreach (string s in _stops)
+            for (int k = Math.Min(s.Length - 1, text.Length); k > hold; k--)
+                if (text.AsSpan(text.Length - k).SequenceEqual(s.AsSpan(0, k)))
+                {
+                    hold = k;
+                    break;
+                }
+        _pending.Clear();
+        _pending.Append(text, text.Length - hold, hold);
+        return Emit(text[..^hold]);
+    }
+
+    /// <summary>The held-back text at the end of generation (it turned out not to start a stop sequence).</summary>
+    public string Flush()
+    {
+        if (Stopped) return "";
+        string rest = _pending.ToString();
+        _pending.Clear();
+        return Emit(rest);
+    }
+
+    private string Emit(string s)
+    {
+        EmittedLength += s.Length;
+        return s;
+    }
+}
