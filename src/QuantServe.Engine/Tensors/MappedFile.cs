@@ -25,11 +25,25 @@ public sealed unsafe class MappedFile : IDisposable
     private MappedFile(string path)
     {
         Path = System.IO.Path.GetFullPath(path);
-        var info = new FileInfo(Path);
-        if (!info.Exists) throw new FileNotFoundException($"{Path}: file not found", Path);
-        Length = info.Length;
-        if (Length == 0) return; // an empty file cannot be mapped; readers report it as truncated
-        _map = MemoryMappedFile.CreateFromFile(Path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        if (!File.Exists(Path)) throw new FileNotFoundException($"{Path}: file not found", Path);
+        // The length comes from the opened stream: FileInfo.Length of a symbolic link (as in the Hugging Face cache's
+        // snapshot folders) is the length of the link, not of the file it points to.
+        var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        try
+        {
+            Length = stream.Length;
+            if (Length == 0) // an empty file cannot be mapped; readers report it as truncated
+            {
+                stream.Dispose();
+                return;
+            }
+            _map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
         _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         byte* p = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
