@@ -98,7 +98,7 @@ public struct JsonState
             int str = 1 + ((_flags & FlagKey) != 0 ? 2 : 0); // closing quote, then ":0" for a key
             switch (_mode)
             {
-                case Mode.Start: return 2;
+                case Mode.Start: return (_flags & FlagObjectOnly) != 0 ? 2 : 1;
                 case Mode.ObjFirst or Mode.ArrFirst or Mode.After: return close;
                 case Mode.ObjKey: return 4 + close;
                 case Mode.Colon: return 2 + close;
