@@ -148,6 +148,25 @@ public class ChatTemplateTests
         Assert.False(e.RaisedByTemplate);
     }
 
+    [Fact]
+    public void RenderPrompt_TemplateWritesBos_TokenizerMustNotAddAnother()
+    {
+        var tok = QuantServe.Engine.Formats.Llama2c.Llama2cTokenizerFile.Read(
+            QuantServe.Engine.Tests.TestSupport.SharedAssets.Path("tokenizers", "llama-32k.bin"), 32000);
+        var llama2 = new ChatTemplate(TemplateResources.Load("llama-2-chat.json").GetProperty("chat_template").GetString()!);
+        var prompt = llama2.RenderPrompt(WithSystem, true, tok);
+        Assert.StartsWith("<s>[INST] <<SYS>>\nYou are a helpful assistant.\n<</SYS>>\n\nHello [/INST]", prompt.Text);
+        Assert.Contains(" Hi there! How can I help? </s><s>[INST] What is 2+2? [/INST]", prompt.Text);
+        Assert.False(prompt.AddBos);
+        var ids = tok.Encode(prompt.Text, prompt.AddBos, parseSpecial: true);
+        Assert.Equal(tok.BosId, ids[0]);
+        Assert.NotEqual(tok.BosId, ids[1]);
+
+        var qwen = new ChatTemplate(TemplateResources.Load("qwen2-instruct.json").GetProperty("chat_template").GetString()!);
+        Assert.Equal(tok.AddBosByDefault, qwen.RenderPrompt(WithSystem, true, tok).AddBos);
+        Assert.True(ChatTemplate.Plain.RenderPrompt(WithSystem, true, tok).AddBos);
+    }
+
     private sealed class FixedClock(DateTimeOffset now) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => now;
