@@ -26,8 +26,9 @@ public sealed class JsonConstraint : ITokenConstraint
     private int _previous;
 
     /// <summary>Creates the constraint for a generation whose prompt ended with <paramref name="previousToken"/>
-    /// (-1 when none). <paramref name="maxWhitespaceRun"/> bounds whitespace between JSON tokens so a model cannot
-    /// emit spaces forever (the default allows a newline plus indentation); <paramref name="maxDepth"/> bounds nesting.</summary>
+    /// (-1 when none). The output must start with <c>{</c> (no leading whitespace). <paramref name="maxWhitespaceRun"/>
+    /// bounds whitespace between JSON tokens so a model cannot emit spaces forever (the default allows a newline plus
+    /// indentation); <paramref name="maxDepth"/> bounds nesting.</summary>
     public JsonConstraint(Tokenizer tokenizer, IEnumerable<int>? stopTokenIds = null, int previousToken = -1,
         int maxWhitespaceRun = 20, int maxDepth = 32)
     {
@@ -41,7 +42,7 @@ public sealed class JsonConstraint : ITokenConstraint
         _stopIds = stops.ToArray();
         _stack = new JsonState[_trie.MaxTokenBytes + 1];
         _mask = new bool[tokenizer.VocabSize];
-        _state = JsonState.Start(maxWhitespaceRun, maxDepth);
+        _state = JsonState.Start(maxWhitespaceRun, maxDepth, objectOnly: true, leadingWhitespace: false);
         _previous = previousToken;
     }
 

@@ -45,3 +45,31 @@ public sealed class JsonGenerationTests : IDisposable
         Assert.Equal(JsonValueKind.Object, doc.RootElement.ValueKind);
     }
 }
+
+/// <summary>prose-15m (Llama-2 32k vocabulary, GGUF F16) generating under the JSON constraint.</summary>
+public sealed class JsonGenerationProse15mTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
+{
+    private readonly LoadedModel _model = ModelLoader.Load(SharedAssets.Path("models", "prose-15m-gguf", "prose-15m-f16.gguf"));
+
+    public void Dispose() => _model.Dispose();
+
+    [Fact]
+    [Trait("Category", "Slow")]
+    public void Generate_Prose15mJsonConstraint_TextIsJsonObject()
+    {
+        var generator = new TextGenerator(_model);
+        foreach (var sampling in new[] { SamplingOptions.Greedy, new SamplingOptions { Temperature = 0.8f, Seed = 5 } })
+        {
+            var options = new GenerationOptions { MaxTokens = 40, Sampling = sampling, Constraint = JsonConstraint.Create };
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var tokens = generator.Generate("The answer, as a JSON object:", options).ToList();
+            double constrained = sw.Elapsed.TotalMilliseconds / tokens.Count;
+            string text = string.Concat(tokens.Select(t => t.Text));
+            output.WriteLine($"T={sampling.Temperature}: {tokens.Count} tokens, {constrained:F2} ms/token: {text}");
+            Assert.Equal(FinishReason.Stop, tokens[^1].Finish);
+            Assert.StartsWith("{", text);
+            using var doc = JsonDocument.Parse(text);
+            Assert.Equal(JsonValueKind.Object, doc.RootElement.ValueKind);
+        }
+    }
+}

@@ -185,6 +185,14 @@ public class JsonStateTests
     }
 
     [Fact]
+    public void TryAccept_LeadingWhitespaceDisabled_DocumentMustStartWithValue()
+    {
+        Assert.True(Feed(" {}"u8, JsonState.Start()).Complete);
+        Assert.False(Feed(" {}"u8, JsonState.Start(leadingWhitespace: false)).Accepted);
+        Assert.True(Feed("{ \"a\": 1 }"u8, JsonState.Start(maxWhitespaceRun: 1, leadingWhitespace: false)).Complete);
+    }
+
+    [Fact]
     public void TryAccept_NestingOverLimit_Rejected()
     {
         Assert.True(Feed("{\"a\":[[1]]}"u8, JsonState.Start(maxDepth: 3)).Complete);
