@@ -85,8 +85,9 @@ public sealed class TextGenerator
 
         for (int generated = 1; ; generated++)
         {
-            // The budget leaves the last slot for the stop token, so a constrained output can finish before MaxTokens.
-            if (constraint != null && constraint.ApplyToLogits(logits, options.MaxTokens - generated) == 0)
+            // The budget (token limit or context, whichever ends first) leaves the last slot for the stop token, so a
+            // constrained output can finish before generation is cut.
+            if (constraint != null && constraint.ApplyToLogits(logits, Math.Min(options.MaxTokens - generated, capacity - length)) == 0)
                 throw new InvalidOperationException("the output constraint allows no token here (the vocabulary cannot continue it)");
             int token = sampler.Sample(logits, history.AsSpan(0, length));
             constraint?.Accept(token);
