@@ -14,6 +14,7 @@ public sealed record ChatMessage(string Role, string Content, IReadOnlyDictionar
 /// (tokenizer_config.json <c>chat_template</c> or GGUF <c>tokenizer.chat_template</c>) with the variables Hugging Face
 /// passes: <c>messages</c> (list of {role, content, ...}), <c>add_generation_prompt</c>, <c>bos_token</c>,
 /// <c>eos_token</c>, <c>tools</c> = none and <c>documents</c> = none, plus caller extras (which override).
+/// Parse once per model (the constructor does the parsing); <see cref="Render"/> is thread-safe.
 /// </summary>
 public sealed class ChatTemplate
 {
