@@ -13,5 +13,10 @@ public static class QuantFormats
         Q5_0Format.Instance,
         Q5_1Format.Instance,
         Q8_0Format.Instance,
+        Q2KFormat.Instance,
+        Q3KFormat.Instance,
+        Q4KFormat.Instance,
+        Q5KFormat.Instance,
+        Q6KFormat.Instance,
     ];
 }
