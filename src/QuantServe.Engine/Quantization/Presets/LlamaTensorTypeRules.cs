@@ -9,7 +9,8 @@ namespace QuantServe.Engine.Quantization.Presets;
 /// attn_v and ffn_down by layer with <see cref="UseMoreBits"/>; a type whose block does not divide the row width falls
 /// back (Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, and F16 when even that does not fit).
 /// Like llama.cpp, the attn_v and ffn_down rules count tensors as they are visited, so call <see cref="Choose"/> in
-/// llama.cpp's tensor order (<see cref="TensorOrder"/>). Mixture-of-experts, Falcon and 70B-specific rules are not ported.
+/// llama.cpp's tensor order (<see cref="TensorOrder"/>). Mixture-of-experts and Falcon rules are not ported; the 70B rule
+/// applies to 80-layer models with grouped-query attention (llama.cpp's LLM_TYPE_70B for the llama architecture).
 /// </summary>
 public sealed class LlamaTensorTypeRules
 {
@@ -88,6 +89,8 @@ public sealed class LlamaTensorTypeRules
             else if (p == "Q3_K_L") t = GgmlType.Q5_K;
             else if (p is "Q4_K_M" or "Q5_K_M" && UseMoreBits(_iAttentionWv, _attentionWvCount)) t = GgmlType.Q6_K;
             else if (p == "Q4_K_S" && _iAttentionWv < 4) t = GgmlType.Q5_K;
+            // llama.cpp's 70B type (80 layers with grouped-query attention): attn_v is 8× smaller than attn_q, so more bits are cheap.
+            if (_layers == 80 && _gqa > 1 && t is GgmlType.Q3_K or GgmlType.Q4_K) t = GgmlType.Q5_K;
             _iAttentionWv++;
         }
         else if (name.Contains("ffn_down", StringComparison.Ordinal))

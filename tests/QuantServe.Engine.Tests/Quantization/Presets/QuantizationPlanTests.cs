@@ -109,6 +109,25 @@ public class QuantizationPlanTests
     }
 
     [Fact]
+    public void Build_EightyLayerGqaModel_PromotesAttnVLike70B()
+    {
+        // Llama-2-70B's shape: 80 layers, 64 heads over 8 kv heads; attn_v rows are 8192 wide, 1024 rows.
+        var inputs = Enumerable.Range(0, 80).SelectMany(l => new[]
+        {
+            new PlanInput($"blk.{l}.attn_v.weight", [8192, 1024], "F16", GgmlType.F16),
+            new PlanInput($"blk.{l}.attn_q.weight", [8192, 8192], "F16", GgmlType.F16),
+        }).Append(new PlanInput("output.weight", [8192, 32000], "F16", GgmlType.F16));
+        var q4km = QuantizationPlan.Build(GgufPresets.Find("Q4_K_M"), inputs, 80, 8).ToDictionary(p => p.Name);
+        Assert.Equal(GgmlType.Q6_K, q4km["blk.0.attn_v.weight"].Type);   // use_more_bits layer
+        Assert.Equal(GgmlType.Q5_K, q4km["blk.11.attn_v.weight"].Type);  // Q4_K bumped by the 70B rule
+        Assert.Equal(GgmlType.Q4_K, q4km["blk.11.attn_q.weight"].Type);
+        var q2 = QuantizationPlan.Build(GgufPresets.Find("Q2_K"), inputs, 80, 8).ToDictionary(p => p.Name);
+        Assert.Equal(GgmlType.Q5_K, q2["blk.40.attn_v.weight"].Type);    // n_gqa 8 ≥ 4 → Q4_K → 70B → Q5_K
+        Assert.Equal(GgmlType.Q2_K, q2["blk.40.attn_q.weight"].Type);
+        Assert.Equal(GgmlType.Q6_K, q2["output.weight"].Type);
+    }
+
+    [Fact]
     public void Find_UnknownType_ListsValidNames()
     {
         var e = Assert.Throws<ArgumentException>(() => GgufPresets.Find("Q4_K_X"));
