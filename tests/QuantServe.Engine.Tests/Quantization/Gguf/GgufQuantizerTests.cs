@@ -209,6 +209,25 @@ public class GgufQuantizerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Quantize_QuantizedGgufSource_CopiesSameTypeBlocksAndRequantizesTheRest()
+    {
+        using var dir = new TempModelFolder();
+        string path = dir.Path("requant.gguf");
+        var result = GgufQuantizer.Quantize(Reference("Q8_0"), path, Options("Q8_0") with
+        {
+            Overrides = [TensorTypeOverride.Parse(@"blk\.0\.ffn_up=Q4_0")],
+        });
+        using var ours = GgufFile.Open(path);
+        using var source = GgufFile.Open(Reference("Q8_0"));
+        foreach (var t in source.Tensors.Where(t => t.Name != "blk.0.ffn_up.weight"))
+            Assert.True(t.Span.SequenceEqual(ours.Tensor(t.Name).Span), $"tensor {t.Name} was not copied verbatim");
+        Assert.Equal(GgmlType.Q4_0, ours.Tensor("blk.0.ffn_up.weight").Type);
+        Assert.Equal("Q8_0", result.Tensors.Single(t => t.Tensor.Name == "blk.0.ffn_up.weight").Tensor.SourceType);
+        using var model = ModelLoader.Load(path);
+        Assert.Equal("mixed", model.Precision);
+    }
+
+    [Fact]
     public void Quantize_BadTypeName_ListsValidTypes()
     {
         var e = Assert.Throws<ArgumentException>(() => Options("Q4_K_XL"));
