@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using QuantServe.Engine.Formats.Gguf;
+using QuantServe.Engine.Formats.Safetensors;
 using QuantServe.Engine.Inference;
 using QuantServe.Engine.Models;
 using QuantServe.Engine.Quantization.Gguf;
@@ -120,6 +121,32 @@ public class GgufQuantizerTests(ITestOutputHelper output)
         Assert.True(maxDiff < 1e-3f, $"max logit difference {maxDiff}");
         string text = File.ReadAllText(SharedAssets.Path("eval", "pydoc.txt"))[..4000];
         Assert.Equal(gguf.Tokenizer.Encode(text, addBos: true), hf.Tokenizer.Encode(text, addBos: true));
+    }
+
+    [Fact]
+    public void Quantize_HuggingFaceQwen2WithBiases_KeepsRotateHalfRowsAndTheSourceLogits()
+    {
+        using var temp = new TempModelFolder(SharedAssets.Prose15m);
+        temp.EditText("config.json", "\"model_type\": \"llama\"", "\"model_type\": \"qwen2\"");
+        temp.EditText("config.json", "\"LlamaForCausalLM\"", "\"Qwen2ForCausalLM\"");
+        var shard = new SafetensorsWriter();
+        var bias = new byte[2 * 256];
+        for (int i = 0; i < 256; i++) BitConverter.TryWriteBytes(bias.AsSpan(2 * i), (Half)(0.01f * (i % 13) - 0.05f));
+        for (int l = 0; l < 8; l++)
+            foreach (var (proj, width) in new[] { ("q", 256), ("k", 128), ("v", 128) })
+                shard.Add($"model.layers.{l}.self_attn.{proj}_proj.bias", SafetensorsDType.F16, [width], bias[..(2 * width)]);
+        shard.Write(temp.Path("model-biases.safetensors"));
+        using (var file = SafetensorsFile.Open(temp.Path("model-biases.safetensors")))
+            temp.EditText(SafetensorsCheckpoint.IndexFileName, "\"weight_map\": {",
+                "\"weight_map\": {" + string.Concat(file.Tensors.Select(t => $"\"{t.Name}\": \"model-biases.safetensors\",")));
+
+        string path = temp.Path("qwen2-f16.gguf");
+        var result = GgufQuantizer.Quantize(temp.Dir, path, Options("F16"));
+        Assert.Equal(24, result.Tensors.Count(t => t.Tensor.Name.EndsWith(".bias")));
+        using var hf = ModelLoader.Load(temp.Dir);
+        using var gguf = ModelLoader.Load(path);
+        Assert.Equal(("qwen2", RopeStyle.Neox), (gguf.Config.Architecture, gguf.Config.Rope));
+        Assert.Equal(LastLogits(hf, "The quick brown fox"), LastLogits(gguf, "The quick brown fox"));
     }
 
     [Fact]
