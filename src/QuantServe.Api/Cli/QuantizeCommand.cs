@@ -53,8 +53,15 @@ public static class QuantizeCommand
             };
             string source = Path.GetFullPath(parse.GetValue(model)!);
             string target = Path.GetFullPath(parse.GetValue(output)!);
-            var result = await Task.Run(() => GgufQuantizer.Quantize(source, target, options, cancellation), cancellation);
-            bar.Finish();
+            QuantizeResult result;
+            try
+            {
+                result = await Task.Run(() => GgufQuantizer.Quantize(source, target, options, cancellation), cancellation);
+            }
+            finally
+            {
+                bar.Finish();
+            }
             WriteSummary(stdout, result, parse.GetValue(verbose));
             return 0;
         });
