@@ -10,6 +10,9 @@ internal static class EvalText
 
     public static string BibleThenPydoc => BiblePydoc.Value;
 
+    /// <summary>The first 12,000 characters (a few thousand tokens): enough windows for the fast tests.</summary>
+    public static string Prefix => BiblePydoc.Value[..12000];
+
     public static string Prose15mF16 => SharedAssets.Path("models", "prose-15m-gguf", "prose-15m-f16.gguf");
 
     public static string Prose15mType(string type) => SharedAssets.Path("models", "prose-15m-gguf", $"prose-15m-{type}.gguf");

@@ -11,7 +11,7 @@ public sealed class PerplexityTests
     public void Compute_Prose15mF16OnTextPrefix_EqualsExpOfTextGeneratorLogLikelihoods()
     {
         using var model = ModelLoader.Load(EvalText.Prose15mF16);
-        var windows = EvaluationWindows.Create(model, EvalText.BibleThenPydoc, 64, maxChunks: 3);
+        var windows = EvaluationWindows.Create(model, EvalText.Prefix, 64, maxChunks: 3);
         var result = Perplexity.Compute(model, windows);
 
         // The same windows scored independently: BOS first, log p of tokens first+1 .. n_ctx−1.
@@ -56,7 +56,7 @@ public sealed class PerplexityTests
         using var model = ModelLoader.Load(EvalText.Prose15mF16);
         var e = Assert.Throws<ArgumentException>(() => EvaluationWindows.Create(model, "In the beginning God created the heaven and the earth.", 64));
         Assert.Contains("2·ctx = 128", e.Message);
-        Assert.Throws<ArgumentException>(() => EvaluationWindows.Create(model, EvalText.BibleThenPydoc, 4096));
+        Assert.Throws<ArgumentException>(() => EvaluationWindows.Create(model, EvalText.Prefix, 4096));
     }
 
     [Fact]
@@ -72,6 +72,7 @@ public sealed class PerplexityTests
     }
 
     [Fact]
+    [Trait("Category", "Slow")]
     public void Compute_Stories260KOnItsSamples_IsPlausible()
     {
         using var model = ModelLoader.Load(SharedAssets.Stories260K);
