@@ -17,6 +17,8 @@ public class QuantServeFactory : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Production");
+        // Request lines would flood the test log; warnings and errors still show.
+        builder.UseSetting("Serilog:MinimumLevel:Default", "Warning");
         foreach (var (k, v) in _settings) builder.UseSetting(k, v);
     }
 
