@@ -18,7 +18,7 @@ public class QuantServeFactory : WebApplicationFactory<Program>
     {
         builder.UseEnvironment("Production");
         // Request lines would flood the test log; warnings and errors still show.
-        builder.UseSetting("Serilog:MinimumLevel:Default", "Warning");
+        builder.UseSetting("Logging:LogLevel:QuantServe", "Warning");
         foreach (var (k, v) in _settings) builder.UseSetting(k, v);
     }
 
