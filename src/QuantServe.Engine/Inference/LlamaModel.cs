@@ -46,7 +46,7 @@ public sealed class LlamaModel
         MaxBatchTokens = maxBatchTokens;
         _matmul = new MatMul(Pool);
         _attention = new CausalAttention(_c.Heads, _c.KvHeads, _c.HeadDim, Pool.Threads, _c.ContextLength);
-        _rope = new RopeTable(_c.HeadDim, _c.ContextLength, _c.RopeTheta, _c.RopeScale, _c.Rope);
+        _rope = new RopeTable(_c.HeadDim, _c.ContextLength, _c.RopeTheta, _c.RopeScale, _c.Rope, _c.RopeFrequencyFactors);
         int T = maxBatchTokens;
         _x = Buffer(T * _c.Dim); _xb = Buffer(T * _c.Dim); _xb2 = Buffer(T * _c.Dim);
         _q = Buffer(T * _c.QDim); _k = Buffer(T * _c.KvDim); _v = Buffer(T * _c.KvDim); _att = Buffer(T * _c.QDim);

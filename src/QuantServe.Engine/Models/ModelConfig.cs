@@ -49,6 +49,13 @@ public sealed record ModelConfig
     /// <summary>Linear RoPE position scale factor (1 = none); positions are divided by it.</summary>
     public float RopeScale { get; init; } = 1f;
 
+    /// <summary>
+    /// Optional per-pair RoPE frequency divisors (head_dim / 2 values, as Llama 3.1's <c>rope_type: llama3</c> and GGUF's
+    /// <c>rope_freqs.weight</c> define them): pair i rotates by <c>θ_i = (p / RopeScale) · base^(−2i/head_dim) / factors[i]</c>.
+    /// Null means all ones.
+    /// </summary>
+    public float[]? RopeFrequencyFactors { get; init; }
+
     /// <summary>RMSNorm ε.</summary>
     public float NormEps { get; init; } = 1e-5f;
 
@@ -74,5 +81,7 @@ public sealed record ModelConfig
             throw new ModelLoadException(source, $"head_dim ({HeadDim}) must be even for RoPE");
         if (!(NormEps > 0 && NormEps < 1)) throw new ModelLoadException(source, $"implausible rms_norm_eps {NormEps}");
         if (!(RopeTheta > 0)) throw new ModelLoadException(source, $"implausible rope_theta {RopeTheta}");
+        if (RopeFrequencyFactors is { } factors && (factors.Length != HeadDim / 2 || factors.Any(f => !(f > 0) || float.IsInfinity(f))))
+            throw new ModelLoadException(source, $"RoPE frequency factors must be {HeadDim / 2} positive finite values (got {factors.Length})");
     }
 }

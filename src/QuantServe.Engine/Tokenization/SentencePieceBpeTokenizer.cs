@@ -24,6 +24,13 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
     private readonly int[] _byteTokens = new int[256];
     private readonly Bpe.AddedTokenMatcher _specials; // control/unknown (parsed on request) and user-defined (always) pieces
     private readonly bool _addBos;
+    // When no piece joins a character to a following space, each space-led word encodes on its own (same result), and is cached.
+    private readonly bool _splitBeforeSpace;
+    private const int MaxCachedWordLength = 64;
+    private const int CacheCapacity = 50_000;
+    private int _cacheCount;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
     [ThreadStatic] private static int[]? t_start, t_length, t_prev, t_next;
     [ThreadStatic] private static PriorityQueue<(int Left, int Right, int Size), (float NegScore, int Left)>? t_queue;
 
@@ -83,6 +90,8 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         }
         _specials = new Bpe.AddedTokenMatcher(specials);
         _idLookup = _ids.GetAlternateLookup<ReadOnlySpan<char>>();
+        _splitBeforeSpace = Bpe.BpeTokenizer.WordMarkStartsPiecesOnly(_ids.Keys, ' ');
+        _cacheLookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
     private TokenType InferType(int id, string piece)
@@ -167,6 +176,44 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
             if (state.AddDummyPrefix) dst[at++] = ' ';
             foreach (char c in state.Item2) dst[at++] = c == SentencePieceSpace ? ' ' : c;
         });
+        if (!_splitBeforeSpace)
+        {
+            EncodeWord(text, output);
+            return;
+        }
+        int wordStart = 0;
+        for (int i = 1; i < text.Length; i++)
+        {
+            if (text[i] != ' ' || text[i - 1] == ' ') continue;
+            EncodeWordCached(text.AsSpan(wordStart, i - wordStart), output);
+            wordStart = i;
+        }
+        EncodeWordCached(text.AsSpan(wordStart), output);
+    }
+
+    private void EncodeWordCached(ReadOnlySpan<char> word, List<int> output)
+    {
+        bool cacheable = word.Length <= MaxCachedWordLength;
+        if (cacheable && _cacheLookup.TryGetValue(word, out var cached))
+        {
+            output.AddRange(cached);
+            return;
+        }
+        int before = output.Count;
+        EncodeWord(word, output);
+        if (!cacheable) return;
+        // ConcurrentDictionary.Count takes every lock of the table, so the size is tracked here instead.
+        if (Interlocked.Increment(ref _cacheCount) > CacheCapacity)
+        {
+            _cache.Clear();
+            Interlocked.Exchange(ref _cacheCount, 0);
+        }
+        _cacheLookup.TryAdd(word, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(output)[before..].ToArray());
+    }
+
+    /// <summary>SentencePiece BPE over one word (spaces already plain).</summary>
+    private void EncodeWord(ReadOnlySpan<char> text, List<int> output)
+    {
 
         // Symbols are UTF-16 ranges covering whole code points, linked so merges can join neighbours.
         int capacity = text.Length;
@@ -205,7 +252,7 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         Span<byte> utf8 = stackalloc byte[8];
         for (int i = 0; i >= 0; i = next[i])
         {
-            var piece = text.AsSpan(start[i], length[i]);
+            var piece = text.Slice(start[i], length[i]);
             if (_idLookup.TryGetValue(piece, out int id)) { output.Add(id); continue; }
             // A symbol without a piece is a single code point (merges only make pieces): byte fallback.
             int count = Encoding.UTF8.GetBytes(piece, utf8);
@@ -218,11 +265,11 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         }
     }
 
-    private void TryAddBigram(string text, int[] start, int[] length, int left, int right,
+    private void TryAddBigram(ReadOnlySpan<char> text, int[] start, int[] length, int left, int right,
         PriorityQueue<(int Left, int Right, int Size), (float NegScore, int Left)> queue)
     {
         int size = length[left] + length[right];
-        if (_idLookup.TryGetValue(text.AsSpan(start[left], size), out int id))
+        if (_idLookup.TryGetValue(text.Slice(start[left], size), out int id))
             queue.Enqueue((left, right, size), (-_scores[id], left));
     }
 }

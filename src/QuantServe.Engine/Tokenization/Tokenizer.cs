@@ -41,13 +41,15 @@ public abstract class Tokenizer
     /// <summary>Decodes ids to text; <paramref name="previousToken"/> is the token before the first one (-1 when none).</summary>
     public string Decode(ReadOnlySpan<int> tokens, int previousToken = -1)
     {
-        var bytes = new List<byte>(tokens.Length * 4);
+        var bytes = new System.Buffers.ArrayBufferWriter<byte>(Math.Max(16, tokens.Length * 4));
         int prev = previousToken;
         foreach (int t in tokens)
         {
-            foreach (byte b in TokenBytes(t, prev)) bytes.Add(b);
+            var piece = TokenBytes(t, prev);
+            piece.CopyTo(bytes.GetSpan(piece.Length));
+            bytes.Advance(piece.Length);
             prev = t;
         }
-        return Encoding.UTF8.GetString(bytes.ToArray());
+        return Encoding.UTF8.GetString(bytes.WrittenSpan);
     }
 }

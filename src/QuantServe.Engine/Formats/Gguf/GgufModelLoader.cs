@@ -27,7 +27,8 @@ public static unsafe class GgufModelLoader
         }
     }
 
-    /// <summary>Builds a model over an open file; the model takes ownership of <paramref name="file"/>.</summary>
+    /// <summary>Builds a model over an open file: the model takes ownership of <paramref name="file"/> and disposes it;
+    /// if this throws, the caller still owns the file.</summary>
     public static LoadedModel Load(GgufFile file)
     {
         var config = GgufModelConfig.Read(file);

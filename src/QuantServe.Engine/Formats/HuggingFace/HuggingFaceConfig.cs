@@ -43,6 +43,8 @@ public sealed record HuggingFaceConfig
     public double RopeTheta { get; init; } = 10000;
     /// <summary>Linear RoPE scaling factor (1 = none).</summary>
     public double RopeScale { get; init; } = 1;
+    /// <summary>Per-pair RoPE frequency divisors (Llama 3.1's <c>rope_type: llama3</c>), or null.</summary>
+    public float[]? RopeFrequencyFactors { get; init; }
     /// <summary><c>rms_norm_eps</c>.</summary>
     public double RmsNormEps { get; init; } = 1e-6;
     /// <summary><c>tie_word_embeddings</c>.</summary>
@@ -119,7 +121,7 @@ public sealed record HuggingFaceConfig
         if (j.Get("head_dim") is null && hidden % heads != 0)
             throw new ModelLoadException(path, $"hidden_size {hidden} is not a multiple of num_attention_heads {heads} and head_dim is not given");
 
-        var (theta, scale) = Rope(j);
+        var (theta, scale, factors) = Rope(j, headDim);
         int maxPositions = j.RequiredInt("max_position_embeddings");
         int? window = SlidingWindowOf(j, modelType);
 
@@ -142,6 +144,7 @@ public sealed record HuggingFaceConfig
             MaxPositionEmbeddings = maxPositions,
             RopeTheta = theta,
             RopeScale = scale,
+            RopeFrequencyFactors = factors,
             RmsNormEps = j.Double("rms_norm_eps") ?? 1e-6,
             TieWordEmbeddings = j.Bool("tie_word_embeddings") ?? false,
             QkvBias = qkvBias,
@@ -173,15 +176,17 @@ public sealed record HuggingFaceConfig
     private static string SupportedList => string.Join(", ", SupportedModelTypes.Keys);
 
     /// <summary>
-    /// RoPE settings: transformers 5 writes <c>rope_parameters {rope_type, rope_theta, factor}</c>; earlier versions write
-    /// <c>rope_theta</c> beside an optional <c>rope_scaling {type | rope_type, factor}</c>.
+    /// RoPE settings: transformers 5 writes <c>rope_parameters {rope_type, rope_theta, factor, ...}</c>; earlier versions
+    /// write <c>rope_theta</c> beside an optional <c>rope_scaling {type | rope_type, factor, ...}</c>. Types: default,
+    /// linear (positions divided by factor) and llama3 (per-frequency divisors, <see cref="Llama3FrequencyFactors"/>).
     /// </summary>
-    private static (double Theta, double Scale) Rope(HuggingFaceJson j)
+    private static (double Theta, double Scale, float[]? Factors) Rope(HuggingFaceJson j, int headDim)
     {
         var parameters = j.Object("rope_parameters");
         var scaling = j.Object("rope_scaling");
         double theta = parameters?.Double("rope_theta") ?? j.Double("rope_theta") ?? 10000;
         double scale = 1;
+        float[]? factors = null;
         foreach (var source in new[] { parameters, scaling })
         {
             if (source is not { } s) continue;
@@ -191,15 +196,56 @@ public sealed record HuggingFaceConfig
                 case null or "default":
                     break;
                 case "linear":
-                    double factor = s.Double("factor") ?? throw new ModelLoadException(j.Path, $"{s.Prefix}factor is required for linear RoPE scaling");
-                    if (!(factor >= 1)) throw new ModelLoadException(j.Path, $"{s.Prefix}factor {factor} must be at least 1");
-                    scale = factor;
+                    scale = Factor(j, s);
+                    break;
+                case "llama3":
+                    double low = s.Double("low_freq_factor") ?? throw Missing(j, s, "low_freq_factor");
+                    double high = s.Double("high_freq_factor") ?? throw Missing(j, s, "high_freq_factor");
+                    int original = s.Int("original_max_position_embeddings") ?? throw Missing(j, s, "original_max_position_embeddings");
+                    if (!(low > 0 && high > low && original > 0))
+                        throw new ModelLoadException(j.Path, $"{s.Prefix}: llama3 RoPE needs 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0");
+                    factors = Llama3FrequencyFactors(theta, headDim, Factor(j, s), low, high, original);
                     break;
                 default:
-                    throw new ModelLoadException(j.Path, $"RoPE scaling type \"{type}\" ({s.Prefix}rope_type) is not supported; QuantServe supports default and linear RoPE");
+                    throw new ModelLoadException(j.Path, $"RoPE scaling type \"{type}\" ({s.Prefix}rope_type) is not supported; QuantServe supports default, linear and llama3 RoPE");
             }
         }
-        return (theta, scale);
+        return (theta, scale, factors);
+    }
+
+    private static double Factor(HuggingFaceJson j, HuggingFaceJson s)
+    {
+        double factor = s.Double("factor") ?? throw Missing(j, s, "factor");
+        if (!(factor >= 1)) throw new ModelLoadException(j.Path, $"{s.Prefix}factor {factor} must be at least 1");
+        return factor;
+    }
+
+    private static ModelLoadException Missing(HuggingFaceJson j, HuggingFaceJson s, string field) =>
+        new(j.Path, $"{s.Prefix}{field} is required for this RoPE scaling type");
+
+    /// <summary>
+    /// Llama 3.1's RoPE frequency divisors, as transformers computes them: with inverse frequency
+    /// <c>f_i = θ^(−2i/d)</c> and wavelength <c>λ_i = 2π / f_i</c>, pairs with <c>λ_i &lt; original / high</c> keep their
+    /// frequency (divisor 1), pairs with <c>λ_i &gt; original / low</c> are divided by <paramref name="factor"/>, and in
+    /// between <c>s = (original / λ_i − low) / (high − low)</c> blends them: the new frequency is
+    /// <c>(1 − s) · f_i / factor + s · f_i</c>, so the divisor is <c>1 / ((1 − s) / factor + s)</c>.
+    /// </summary>
+    public static float[] Llama3FrequencyFactors(double theta, int headDim, double factor, double low, double high, int original)
+    {
+        var result = new float[headDim / 2];
+        double lowWavelength = original / low, highWavelength = original / high;
+        for (int i = 0; i < result.Length; i++)
+        {
+            double wavelength = 2 * Math.PI / Math.Pow(theta, -2.0 * i / headDim);
+            if (wavelength < highWavelength) result[i] = 1f;
+            else if (wavelength > lowWavelength) result[i] = (float)factor;
+            else
+            {
+                double s = (original / wavelength - low) / (high - low);
+                result[i] = (float)(1 / ((1 - s) / factor + s));
+            }
+        }
+        return result;
     }
 
     private static int? SlidingWindowOf(HuggingFaceJson j, string modelType)
@@ -237,6 +283,7 @@ public sealed record HuggingFaceConfig
             RopeTheta = (float)RopeTheta,
             Rope = RopeStyle.Neox,
             RopeScale = (float)RopeScale,
+            RopeFrequencyFactors = RopeFrequencyFactors,
             NormEps = (float)RmsNormEps,
             TiedEmbeddings = TieWordEmbeddings,
         };

@@ -52,6 +52,24 @@ public sealed class SafetensorsWriter
         AddEntry(new Entry(name, dtype, shape.ToArray(), ByteLength(name, dtype, shape), writeData));
     }
 
+    /// <summary>
+    /// Adds a tensor whose bytes lie in native or memory-mapped memory at <paramref name="data"/> (for example a
+    /// <see cref="Tensors.WeightMatrix.Data"/>); the memory must stay valid and unchanged until <see cref="Write"/>.
+    /// Tensors of any size are copied in chunks.
+    /// </summary>
+    public unsafe void Add(string name, SafetensorsDType dtype, IReadOnlyList<long> shape, byte* data)
+    {
+        if (data == null) throw new ArgumentNullException(nameof(data));
+        long length = ByteLength(name, dtype, shape);
+        nint address = (nint)data;
+        AddEntry(new Entry(name, dtype, shape.ToArray(), length, s =>
+        {
+            const int chunk = 1 << 30;
+            for (long done = 0; done < length; done += chunk)
+                s.Write(new ReadOnlySpan<byte>((byte*)address + done, (int)Math.Min(chunk, length - done)));
+        }));
+    }
+
     private void AddEntry(Entry entry)
     {
         if (entry.Name.Length == 0 || entry.Name == "__metadata__")

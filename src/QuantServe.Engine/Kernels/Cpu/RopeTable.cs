@@ -4,7 +4,7 @@ namespace QuantServe.Engine.Kernels.Cpu;
 
 /// <summary>
 /// Rotary position embedding with cos/sin precomputed once per position. For pair i in [0, head_dim/2) at position p:
-/// <c>θ_i = (p / scale) · base^(−2i/head_dim)</c>, and the pair (a, b) becomes (a·cos θ_i − b·sin θ_i, a·sin θ_i + b·cos θ_i).
+/// <c>θ_i = (p / scale) · base^(−2i/head_dim) / factor_i</c> (factor_i = 1 unless frequency factors are given), and the pair (a, b) becomes (a·cos θ_i − b·sin θ_i, a·sin θ_i + b·cos θ_i).
 /// <see cref="RopeStyle.Interleaved"/> pairs dimensions (2i, 2i+1); <see cref="RopeStyle.Neox"/> pairs (i, i + head_dim/2).
 /// Angles are computed in double precision and stored as floats.
 /// </summary>
@@ -14,9 +14,12 @@ public sealed class RopeTable
     private readonly float[] _sin;
     private readonly int _half;
 
-    /// <summary>Tables for positions [0, <paramref name="positions"/>).</summary>
-    public RopeTable(int headDim, int positions, float theta, float scale, RopeStyle style)
+    /// <summary>Tables for positions [0, <paramref name="positions"/>); <paramref name="frequencyFactors"/> (head_dim / 2
+    /// values, or null) divide each pair's frequency, as <see cref="ModelConfig.RopeFrequencyFactors"/> defines.</summary>
+    public RopeTable(int headDim, int positions, float theta, float scale, RopeStyle style, float[]? frequencyFactors = null)
     {
+        if (frequencyFactors != null && frequencyFactors.Length != headDim / 2)
+            throw new ArgumentException($"RoPE: {frequencyFactors.Length} frequency factors for head_dim {headDim}", nameof(frequencyFactors));
         if (headDim <= 0 || headDim % 2 != 0) throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "head_dim must be positive and even");
         HeadDim = headDim;
         Positions = positions;
@@ -25,7 +28,7 @@ public sealed class RopeTable
         _cos = new float[(long)positions * _half];
         _sin = new float[(long)positions * _half];
         var freq = new double[_half];
-        for (int i = 0; i < _half; i++) freq[i] = Math.Pow(theta, -2.0 * i / headDim);
+        for (int i = 0; i < _half; i++) freq[i] = Math.Pow(theta, -2.0 * i / headDim) / (frequencyFactors?[i] ?? 1.0);
         for (int p = 0; p < positions; p++)
             for (int i = 0; i < _half; i++)
             {

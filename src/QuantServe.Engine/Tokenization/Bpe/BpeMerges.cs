@@ -66,5 +66,15 @@ internal sealed class BpeMerges
         return count;
     }
 
+    /// <summary>Hashes pair keys well: <c>long.GetHashCode</c> is left ^ right, which collides for small ids.</summary>
+    internal sealed class KeyComparer : IEqualityComparer<long>
+    {
+        public static readonly KeyComparer Instance = new();
+
+        public bool Equals(long x, long y) => x == y;
+
+        public int GetHashCode(long key) => (int)((ulong)key * 0x9E3779B97F4A7C15UL >> 32);
+    }
+
     private static long Priority(int rank, int pos) => (long)rank << 32 | (uint)pos;
 }

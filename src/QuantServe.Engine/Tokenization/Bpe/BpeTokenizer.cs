@@ -15,6 +15,7 @@ public abstract class BpeTokenizer : Tokenizer
 {
     private const int MaxCachedWordLength = 64;
     private const int CacheCapacity = 50_000;
+    private int _cacheCount;
 
     private readonly string[] _pieces;
     private readonly bool[] _special;
@@ -23,6 +24,7 @@ public abstract class BpeTokenizer : Tokenizer
     private readonly TokenBytesTable _decoded;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
+    private readonly bool _splitBeforeWordMark;
     [ThreadStatic] private static List<TextPiece>? t_words;
 
     /// <summary>Builds the tokenizer; a merge naming a piece missing from the vocabulary, or an unknown
@@ -56,7 +58,7 @@ public abstract class BpeTokenizer : Tokenizer
         }
         _added = new AddedTokenMatcher(definition.AddedTokens);
 
-        var pairs = new Dictionary<long, (int, int)>(definition.Merges.Count);
+        var pairs = new Dictionary<long, (int, int)>(definition.Merges.Count, BpeMerges.KeyComparer.Instance);
         for (int rank = 0; rank < definition.Merges.Count; rank++)
         {
             var (left, right) = definition.Merges[rank];
@@ -66,16 +68,36 @@ public abstract class BpeTokenizer : Tokenizer
         }
         Merges = new BpeMerges(pairs);
 
-        UnkId = -1;
-        if (definition.UnkToken != null && !Vocab.TryGetValue(definition.UnkToken, out int unk))
-            throw new ModelLoadException(definition.Source, $"unk_token '{definition.UnkToken}' is not in the vocabulary");
-        else if (definition.UnkToken != null) UnkId = Vocab[definition.UnkToken];
-
+        // The unknown token is normally a model piece; some files list it only among the added tokens.
+        UnkId = definition.UnkToken == null ? -1
+            : _tokenIds.TryGetValue(definition.UnkToken, out int unk) ? unk
+            : throw new ModelLoadException(definition.Source, $"unk_token '{definition.UnkToken}' is not in the vocabulary");
         BosId = definition.BosId < size ? definition.BosId : -1;
         EosId = definition.EosId < size ? definition.EosId : -1;
         AddBosByDefault = definition.AddBos && BosId >= 0;
         _decoded = new TokenBytesTable(_pieces, definition.Decoder, id => _special[id]);
+        _splitBeforeWordMark = WordMarkStartsPiecesOnly(Vocab.Keys);
         _cacheLookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
+    }
+
+    /// <summary>
+    /// Whether U+2581 only ever appears in pieces at their start or in runs from their start (as in SentencePiece
+    /// vocabularies): then no merge can join a character to a following U+2581, and a long word (a Llama-2 tokenizer
+    /// has no pre-tokenizer, so a whole line is one word) can be encoded as independent sub-words starting at each
+    /// U+2581 that follows another character, with the same result and the sub-words cached.
+    /// </summary>
+    internal static bool WordMarkStartsPiecesOnly(IEnumerable<string> pieces, char mark = '\u2581')
+    {
+        bool any = false;
+        foreach (var piece in pieces)
+        {
+            int at = piece.IndexOf(mark);
+            if (at < 0) continue;
+            any = true;
+            for (int i = Math.Max(at, 1); i < piece.Length; i++)
+                if (piece[i] == mark && piece[i - 1] != mark) return false;
+        }
+        return any;
     }
 
     private int MergePiece(int rank, string left, string right, string piece) =>
@@ -154,7 +176,19 @@ public abstract class BpeTokenizer : Tokenizer
         if (length == 0) return;
         words.Clear();
         Pipeline.Run(text, start, length, start == 0, words);
-        foreach (var word in words) EncodeWordCached(word.Span, output);
+        foreach (var word in words)
+        {
+            var span = word.Span;
+            if (!_splitBeforeWordMark) { EncodeWordCached(span, output); continue; }
+            int start0 = 0;
+            for (int i = 1; i < span.Length; i++)
+            {
+                if (span[i] != '\u2581' || span[i - 1] == '\u2581') continue;
+                EncodeWordCached(span[start0..i], output);
+                start0 = i;
+            }
+            EncodeWordCached(span[start0..], output);
+        }
     }
 
     private void EncodeWordCached(ReadOnlySpan<char> word, List<int> output)
@@ -168,7 +202,12 @@ public abstract class BpeTokenizer : Tokenizer
         int before = output.Count;
         EncodeWord(word, output);
         if (!cacheable) return;
-        if (_cache.Count >= CacheCapacity) _cache.Clear();
+        // ConcurrentDictionary.Count takes every lock of the table, so the size is tracked here instead.
+        if (Interlocked.Increment(ref _cacheCount) > CacheCapacity)
+        {
+            _cache.Clear();
+            Interlocked.Exchange(ref _cacheCount, 0);
+        }
         _cacheLookup.TryAdd(word, CollectionsMarshal.AsSpan(output)[before..].ToArray());
     }
 

@@ -41,11 +41,12 @@ public sealed class RegexReplaceNormalizer(Regex pattern, string content) : Norm
     public override string Apply(string text) => pattern.Replace(text, content.Replace("$", "$$", StringComparison.Ordinal));
 }
 
-/// <summary>Unicode normalization (<c>NFC</c>, <c>NFD</c>, <c>NFKC</c>, <c>NFKD</c>).</summary>
+/// <summary>Unicode normalization (<c>NFC</c>, <c>NFD</c>, <c>NFKC</c>, <c>NFKD</c>) with QuantServe's own tables
+/// (<see cref="UnicodeNormalization"/>), since string.Normalize is inert under InvariantGlobalization.</summary>
 public sealed class UnicodeNormalizer(NormalizationForm form) : Normalizer
 {
     /// <inheritdoc />
-    public override string Apply(string text) => text.IsNormalized(form) ? text : text.Normalize(form);
+    public override string Apply(string text) => UnicodeNormalization.Normalize(text, form);
 }
 
 /// <summary><c>Lowercase</c>: invariant-culture lower casing.</summary>

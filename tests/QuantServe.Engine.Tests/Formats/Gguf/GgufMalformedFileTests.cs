@@ -103,4 +103,34 @@ public class GgufMalformedFileTests
         Assert.True(allocated < 3 << 20, $"{allocated} bytes allocated before failing: {ex.Message}");
         Assert.Equal([path], Directory.EnumerateFiles(dir.Path));
     }
+
+    [Fact]
+    public void Open_ArraysNestedDeeperThanSixteen_ThrowsInsteadOfRecursing()
+    {
+        using var dir = new TempDir();
+        var value = GgufValue.FromArray(new[] { 1 });
+        for (int i = 0; i < 16; i++) value = GgufValue.FromArray([value]);
+        var meta = new GgufMetadata();
+        meta.Set("deep", value);
+        string path = dir.File("deep.gguf");
+        new GgufWriter(meta).Write(path);
+        var ex = Assert.Throws<ModelLoadException>(() => GgufFile.Open(path).Dispose());
+        Assert.Contains("nests arrays more than 16 deep", ex.Message);
+    }
+
+    [Fact]
+    public void Open_BoolByteOtherThanZeroOrOne_Throws()
+    {
+        using var dir = new TempDir();
+        var meta = new GgufMetadata();
+        meta.Set("flag", GgufValue.FromBool(true));
+        string path = dir.File("bool.gguf");
+        new GgufWriter(meta).Write(path);
+        var bytes = File.ReadAllBytes(path);
+        Assert.Equal(1, bytes[40]); // after the 24-byte header, the key (8 + 4) and the type id (4)
+        bytes[40] = 2;
+        File.WriteAllBytes(path, bytes);
+        var ex = Assert.Throws<ModelLoadException>(() => GgufFile.Open(path).Dispose());
+        Assert.Contains("metadata 'flag' at offset 40 is a bool with byte value 2", ex.Message);
+    }
 }

@@ -103,4 +103,29 @@ public class HuggingFaceArchitectureTests
         Assert.True(model.Config.TiedEmbeddings);
         Assert.Same(model.Weights.TokenEmbedding, model.Weights.Output);
     }
+
+    [Fact]
+    public void Load_Llama3RopeWithFactorOne_ReferenceLogits()
+    {
+        using var temp = new TempModelFolder(SharedAssets.Prose15m);
+        temp.EditText("config.json", "\"rope_type\": \"default\"",
+            "\"rope_type\": \"llama3\", \"factor\": 1.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 512");
+        using var model = ModelLoader.Load(temp.Dir);
+        Assert.All(model.Config.RopeFrequencyFactors!, f => Assert.Equal(1f, f));
+        AssertReferenceLogits(model);
+    }
+
+    [Fact]
+    public void Load_Llama3RopeWithFactor8_RotatesLowFrequenciesSlower()
+    {
+        // With a 4-token original context every wavelength of prose-15m's 16 pairs (the shortest is 2π) exceeds
+        // original / low = 4, so every pair turns 8 times slower: the logits must move away from the reference.
+        using var temp = new TempModelFolder(SharedAssets.Prose15m);
+        temp.EditText("config.json", "\"rope_type\": \"default\"",
+            "\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 4");
+        using var model = ModelLoader.Load(temp.Dir);
+        Assert.All(model.Config.RopeFrequencyFactors!, f => Assert.Equal(8f, f));
+        var logits = Logits(model, out var top5, out var top5Logits);
+        Assert.True(Enumerable.Range(0, 5).Max(i => Math.Abs(logits[top5[i]] - top5Logits[i])) > 0.05f);
+    }
 }

@@ -130,8 +130,38 @@ public class HuggingFaceConfigTests
         Assert.Equal(10000f, c.RopeTheta);
     }
 
+    [Fact]
+    public void Llama3FrequencyFactors_Llama31Settings_MatchTransformersBlend()
+    {
+        // Llama 3.1 8B: rope_theta 500000, head_dim 128, factor 8, low 1, high 4, original context 8192. Pairs 0-28 keep
+        // their frequency, 35-63 are divided by 8, 29-34 are blended (values from transformers' formula).
+        var f = HuggingFaceConfig.Llama3FrequencyFactors(500000, 128, 8, 1, 4, 8192);
+        Assert.Equal(64, f.Length);
+        Assert.All(f[..29], v => Assert.Equal(1f, v));
+        Assert.All(f[35..], v => Assert.Equal(8f, v));
+        float[] blended = [1.207484f, 1.553415f, 2.026313f, 2.69453f, 3.684253f, 5.257327f];
+        for (int i = 0; i < blended.Length; i++) Assert.Equal(blended[i], f[29 + i], 1e-5f);
+    }
+
+    [Fact]
+    public void Parse_Llama3RopeParameters_SetsFrequencyFactors()
+    {
+        var c = ParseEdited(("\"rope_type\": \"default\"",
+            "\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 64")).ToModelConfig();
+        Assert.Equal(1f, c.RopeScale);
+        Assert.Equal(HuggingFaceConfig.Llama3FrequencyFactors(10000, 32, 8, 1, 4, 64), c.RopeFrequencyFactors);
+        Assert.Equal(8f, c.RopeFrequencyFactors![^1]);
+    }
+
+    [Fact]
+    public void Parse_Llama3RopeWithoutOriginalContext_ThrowsNamingField()
+    {
+        var e = ParseFails(("\"rope_type\": \"default\"", "\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0"));
+        Assert.Contains("rope_parameters.original_max_position_embeddings", e.Problem);
+    }
+
     [Theory]
-    [InlineData("llama3")]
+    [InlineData("longrope")]
     [InlineData("yarn")]
     [InlineData("dynamic")]
     public void Parse_UnsupportedRopeType_ThrowsNamingType(string type)

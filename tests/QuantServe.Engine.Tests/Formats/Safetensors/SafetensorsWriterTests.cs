@@ -148,6 +148,19 @@ public class SafetensorsWriterTests
     }
 
     [Fact]
+    public unsafe void Add_MappedPointer_WritesTheBytesItPointsAt()
+    {
+        using var temp = new TempModelFolder();
+        using var source = SafetensorsCheckpoint.Open(SharedAssets.Prose15m);
+        var embedding = source.Find("model.embed_tokens.weight")!;
+        var writer = new SafetensorsWriter();
+        writer.Add("copy", embedding.DType, embedding.Shape, embedding.Pointer);
+        writer.Write(temp.Path("copy.safetensors"));
+        using var copy = SafetensorsFile.Open(temp.Path("copy.safetensors"));
+        Assert.True(copy.Find("copy")!.Bytes.SequenceEqual(embedding.Bytes));
+    }
+
+    [Fact]
     public void Write_Prose15mShardTensors_RewrittenFileHoldsIdenticalBytes()
     {
         using var temp = new TempModelFolder();
