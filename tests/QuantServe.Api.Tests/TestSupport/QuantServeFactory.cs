@@ -26,7 +26,7 @@ public class QuantServeFactory : WebApplicationFactory<Program>
     public async Task WaitReadyAsync()
     {
         var registry = Services.GetRequiredService<ModelRegistry>();
-        for (int i = 0; i < 600 && !registry.IsReady && registry.DefaultModelError is null; i++) await Task.Delay(20);
+        for (int i = 0; i < 3000 && !registry.IsReady && registry.DefaultModelError is null; i++) await Task.Delay(20);
         Assert.True(registry.IsReady, registry.DefaultModelError ?? "default model did not load in time");
     }
 }
