@@ -33,6 +33,7 @@ public sealed class BatchScheduler : IDisposable
     private readonly float[] _logits;
     private readonly int _capacity;
     private int _runningCount;
+    private long _generatedTokens;
 
     /// <summary>Starts the scheduler thread for <paramref name="model"/>.</summary>
     public BatchScheduler(LoadedModel model, string modelId, SchedulerOptions options, QuantServeTelemetry telemetry, ILogger log, WorkerPool? workers = null)
@@ -57,6 +58,9 @@ public sealed class BatchScheduler : IDisposable
 
     /// <summary>Sequences in the running batch (read from another thread: a snapshot).</summary>
     public int Running => Volatile.Read(ref _runningCount);
+
+    /// <summary>Tokens sampled since the scheduler started (all sequences).</summary>
+    public long GeneratedTokens => Interlocked.Read(ref _generatedTokens);
 
     /// <summary>Sequences waiting for a batch slot.</summary>
     public int Waiting { get { lock (_gate) return _waiting.Count; } }
@@ -194,6 +198,7 @@ public sealed class BatchScheduler : IDisposable
             _model.Forward(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(chunks), _logits.AsSpan(0, chunks.Count * vocab));
         for (int i = 0; i < stepping.Count; i++)
             if (!stepping[i].Finished) stepping[i].Step(_logits.AsSpan(i * vocab, vocab));
+        Interlocked.Add(ref _generatedTokens, stepping.Count);
     }
 
     /// <summary>Runs the prompt with logits at every position, reporting log p(prompt[i] | prompt[..i]) for i ≥ 1, then
