@@ -77,6 +77,7 @@ public sealed class TextGenerator
         var text = new StringBuilder();
         var wantTop = options.Sampling.TopLogprobs > 0;
         bool wantLogprob = options.Sampling.Logprobs || wantTop;
+        var constraint = options.Constraint?.Invoke(new Constraints.ConstraintContext(Tokenizer, prompt[^1], stops));
 
         if (options.MaxTokens == 0) yield break;
         cancellation.ThrowIfCancellationRequested();
@@ -84,10 +85,15 @@ public sealed class TextGenerator
 
         for (int generated = 1; ; generated++)
         {
+            // The budget (token limit or context, whichever ends first) leaves the last slot for the stop token, so a
+            // constrained output can finish before generation is cut.
+            if (constraint != null && constraint.ApplyToLogits(logits, Math.Min(options.MaxTokens - generated, capacity - length)) == 0)
+                throw new InvalidOperationException("the output constraint allows no token here (the vocabulary cannot continue it)");
             int token = sampler.Sample(logits, history.AsSpan(0, length));
+            constraint?.Accept(token);
             float? logprob = wantLogprob ? sampler.LastLogprob : null;
             TokenLogprob[]? top = wantTop ? sampler.LastTopLogprobs.ToArray() : null;
-            if (stops.Contains(token))
+            if (stops.Contains(token) || constraint is { IsFinished: true })
             {
                 text.Clear();
                 decoder.Flush(text);

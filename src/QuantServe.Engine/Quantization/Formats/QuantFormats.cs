@@ -6,5 +6,17 @@ namespace QuantServe.Engine.Quantization.Formats;
 public static class QuantFormats
 {
     /// <summary>Every quantized format.</summary>
-    public static IEnumerable<TensorFormat> All => [];
+    public static IEnumerable<TensorFormat> All =>
+    [
+        Q4_0Format.Instance,
+        Q4_1Format.Instance,
+        Q5_0Format.Instance,
+        Q5_1Format.Instance,
+        Q8_0Format.Instance,
+        Q2KFormat.Instance,
+        Q3KFormat.Instance,
+        Q4KFormat.Instance,
+        Q5KFormat.Instance,
+        Q6KFormat.Instance,
+    ];
 }

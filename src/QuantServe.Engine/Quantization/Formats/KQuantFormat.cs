@@ -1,0 +1,112 @@
+using System.Runtime.CompilerServices;
+using QuantServe.Engine.Tensors;
+
+namespace QuantServe.Engine.Quantization.Formats;
+
+/// <summary>
+/// Common traits of ggml's k-quant super-block formats (Q2_K..Q6_K): 256 weights per block, Q8_K activations,
+/// reference quantizer with an optional importance-weight hook, exact dequantization and a fused dot kernel.
+/// </summary>
+public abstract unsafe class KQuantFormat : TensorFormat
+{
+    /// <summary>Weights per super-block (ggml's QK_K).</summary>
+    public const int BlockElements = 256;
+
+    /// <summary>Columns of the batch handled per pass over a row (bounds the stack accumulator).</summary>
+    private const int BatchTile = 64;
+
+    /// <summary>Bytes per super-block.</summary>
+    public abstract int BlockBytes { get; }
+
+    /// <inheritdoc />
+    public override long RowBytes(int cols)
+    {
+        if (!SupportsWidth(cols)) throw new ArgumentException($"{Name}: row width {cols} is not a positive multiple of {BlockElements}");
+        return (long)(cols / BlockElements) * BlockBytes;
+    }
+
+    /// <inheritdoc />
+    public override bool SupportsWidth(int cols) => cols > 0 && cols % BlockElements == 0;
+
+    /// <summary>Bytes of one Q8_K-quantized activation vector.</summary>
+    public override int ActivationBytes(int cols) => Q8KActivations.ActivationBytes(cols);
+
+    /// <summary>Quantizes the activation to Q8_K blocks (ggml's vec_dot_type for every k-quant).</summary>
+    public override void PrepareActivation(ReadOnlySpan<float> x, Span<byte> destination) => Q8KActivations.Quantize(x, destination);
+
+    /// <summary>
+    /// Reference quantizer, bit-exact with llama.cpp: with no <paramref name="importance"/> it is ggml's
+    /// <c>quantize_row_*_ref</c>; with per-column importance weights (an imatrix row, length = <paramref name="x"/>.Length)
+    /// it is ggml's <c>quantize_row_*_impl</c> weighted search.
+    /// </summary>
+    public abstract void QuantizeRow(ReadOnlySpan<float> x, Span<byte> destination, ReadOnlySpan<float> importance = default);
+
+    /// <summary>Exact ggml dequantization of one row of blocks into <paramref name="destination"/>.</summary>
+    public abstract void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination);
+
+    /// <inheritdoc />
+    public override void DequantizeRow(WeightMatrix w, int row, Span<float> destination)
+        => DequantizeRow(w.RowSpan(row), destination[..w.Cols]);
+
+    /// <inheritdoc />
+    public override void DotRows(WeightMatrix w, int rowStart, int rowEnd,
+        ReadOnlySpan<byte> activations, int activationStride, int batch, Span<float> y, int yStride)
+        => DotRows(w, rowStart, rowEnd, activations, activationStride, batch, y, yStride, KQuantKernels.Best);
+
+    /// <summary>
+    /// <see cref="DotRows(WeightMatrix,int,int,ReadOnlySpan{byte},int,int,Span{float},int)"/> on an explicit kernel path.
+    /// Per super-block: the integer sum Σ_g scale_g · Σ_{i∈g} q_i · a_i is exact, then
+    /// <c>acc += (d_w·d_a)·sumi − (dmin_w·d_a)·summ</c> in float, block by block, identically on every path.
+    /// </summary>
+    public void DotRows(WeightMatrix w, int rowStart, int rowEnd,
+        ReadOnlySpan<byte> activations, int activationStride, int batch, Span<float> y, int yStride, KQuantKernelPath path)
+    {
+        KQuantKernels.Check(path);
+        int nb = w.Cols / BlockElements;
+        if (!SupportsWidth(w.Cols)) throw new ArgumentException($"{w.Name}: width {w.Cols} does not fit {Name}");
+        if (rowStart < 0 || rowEnd > w.Rows || rowStart > rowEnd) throw new ArgumentOutOfRangeException(nameof(rowStart));
+        if (batch <= 0 || rowStart == rowEnd) return;
+        if ((long)(batch - 1) * activationStride + nb * Q8KActivations.BlockBytes > activations.Length)
+            throw new ArgumentException($"{w.Name}: activations too short for batch {batch}");
+        if ((long)(batch - 1) * yStride + rowEnd > y.Length)
+            throw new ArgumentException($"{w.Name}: output too short for batch {batch}");
+
+        fixed (byte* pa = activations)
+        fixed (float* py = y)
+        {
+            byte* rows = w.Data + rowStart * w.RowBytes;
+            for (int b0 = 0; b0 < batch; b0 += BatchTile)
+            {
+                int n = Math.Min(BatchTile, batch - b0);
+                DotRowRange(rows, w.RowBytes, rowEnd - rowStart, nb, pa + (long)b0 * activationStride, activationStride, n,
+                    py + (long)b0 * yStride + rowStart, yStride, path);
+            }
+        }
+    }
+
+    /// <summary>
+    /// For each of <paramref name="rowCount"/> weight rows (<paramref name="nb"/> blocks each, <paramref name="rowBytes"/> apart)
+    /// and each of <paramref name="count"/> (≤ 64) Q8_K activation vectors (<paramref name="activationStride"/> bytes apart),
+    /// writes <c>y[b·yStride + r]</c>. Implementations decode each weight block once and reuse it for every activation vector.
+    /// </summary>
+    private protected abstract void DotRowRange(byte* rows, long rowBytes, int rowCount, int nb, byte* activations, int activationStride,
+        int count, float* y, int yStride, KQuantKernelPath path);
+
+    private protected static void CheckQuantizeArgs(string name, int blockBytes, ReadOnlySpan<float> x, Span<byte> destination, ReadOnlySpan<float> importance)
+    {
+        if (x.Length % BlockElements != 0)
+            throw new ArgumentException($"{name}: {x.Length} values is not a multiple of {BlockElements}", nameof(x));
+        if (destination.Length < x.Length / BlockElements * blockBytes)
+            throw new ArgumentException($"{name}: destination holds {destination.Length} bytes, needs {x.Length / BlockElements * blockBytes}", nameof(destination));
+        if (!importance.IsEmpty && importance.Length != x.Length)
+            throw new ArgumentException($"{name}: {importance.Length} importance weights for {x.Length} values", nameof(importance));
+    }
+
+    private protected static void CheckDequantizeArgs(string name, int blockBytes, ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        if (destination.Length % BlockElements != 0)
+            throw new ArgumentException($"{name}: {destination.Length} values is not a multiple of {BlockElements}", nameof(destination));
+        if (source.Length < destination.Length / BlockElements * blockBytes)
+            throw new ArgumentException($"{name}: source holds {source.Length} bytes, needs {destination.Length / BlockElements * blockBytes}", nameof(source));
+    }
+}
