@@ -10,22 +10,24 @@ namespace QuantServe.Engine.Tests.Quantization.Formats;
 public class RtnRoundTripTests
 {
     /// <summary>Relative RMS error budgets (‖x − x̂‖ / ‖x‖) on N(0,1) rows of 4096 and on prose-15m's layer-1 matrices.
-    /// Measured values are a little below these (RTN of N(0,1): step/√12 over σ).</summary>
+    /// Measured on N(0,1) / prose-15m q_proj: int8 0.0084/0.0067, int8-asym 0.0081/0.0062, int8-pt 0.0096/0.0134,
+    /// int8-g128 0.0064/0.0062, int4-g32 0.096/0.094, int4-g32-asym 0.081/0.080, int4-g128 0.116/0.114, int3-g128 0.271/0.265,
+    /// int2-g64-asym 0.456/0.445, nf4 0.092/0.092, nf4-dq 0.092/0.092, fp4 0.121/0.120, llm-int8 = int8.</summary>
     public static TheoryData<string, double, double> Budgets => new()
     {
-        { "int8", 0.012, 0.012 },
-        { "int8-asym", 0.010, 0.010 },
-        { "int8-pt", 0.030, 0.040 },
-        { "int8-g128", 0.008, 0.008 },
+        { "int8", 0.010, 0.010 },
+        { "int8-asym", 0.009, 0.009 },
+        { "int8-pt", 0.011, 0.030 },
+        { "int8-g128", 0.007, 0.008 },
         { "int4-g32", 0.10, 0.10 },
-        { "int4-g32-asym", 0.09, 0.09 },
-        { "int4-g128", 0.13, 0.14 },
-        { "int3-g128", 0.28, 0.30 },
-        { "int2-g64-asym", 0.55, 0.55 },
-        { "nf4", 0.11, 0.11 },
-        { "nf4-dq", 0.11, 0.11 },
-        { "fp4", 0.16, 0.16 },
-        { "llm-int8", 0.012, 0.012 },
+        { "int4-g32-asym", 0.085, 0.09 },
+        { "int4-g128", 0.12, 0.13 },
+        { "int3-g128", 0.28, 0.29 },
+        { "int2-g64-asym", 0.47, 0.48 },
+        { "nf4", 0.095, 0.10 },
+        { "nf4-dq", 0.095, 0.10 },
+        { "fp4", 0.125, 0.13 },
+        { "llm-int8", 0.010, 0.010 },
     };
 
     private static double RelativeRms(float[] x, float[] y)
