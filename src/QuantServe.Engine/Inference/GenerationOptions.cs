@@ -27,6 +27,11 @@ public sealed record GenerationOptions
     /// <summary>For text prompts: prepend BOS (null = the tokenizer's default).</summary>
     public bool? AddBos { get; init; }
 
+    /// <summary>Creates the per-generation structured-output constraint (e.g. <see cref="Constraints.JsonConstraint.Create"/>
+    /// for <c>response_format: json_object</c>); null generates freely. With a constraint, the token budget is passed to it
+    /// so it can close its output before <see cref="MaxTokens"/>.</summary>
+    public Func<Constraints.ConstraintContext, Constraints.ITokenConstraint>? Constraint { get; init; }
+
     /// <summary>For text prompts: turn special-token texts such as <c>&lt;|im_start|&gt;</c> into their ids.</summary>
     public bool ParseSpecialTokens { get; init; } = true;
 }

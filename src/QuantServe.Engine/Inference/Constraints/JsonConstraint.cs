@@ -14,7 +14,7 @@ namespace QuantServe.Engine.Inference.Constraints;
 /// The mask is computed by walking <see cref="TokenByteTrie"/> with copies of the small state struct: no per-step
 /// allocation, and a rejected byte prunes every token sharing the prefix.
 /// </summary>
-public sealed class JsonConstraint
+public sealed class JsonConstraint : ITokenConstraint
 {
     private readonly Tokenizer _tokenizer;
     private readonly TokenByteTrie _trie;
@@ -26,8 +26,9 @@ public sealed class JsonConstraint
     private int _previous;
 
     /// <summary>Creates the constraint for a generation whose prompt ended with <paramref name="previousToken"/>
-    /// (-1 when none). <paramref name="maxWhitespaceRun"/> bounds whitespace between JSON tokens so a model cannot
-    /// emit spaces forever (the default allows a newline plus indentation); <paramref name="maxDepth"/> bounds nesting.</summary>
+    /// (-1 when none). The output must start with <c>{</c> (no leading whitespace). <paramref name="maxWhitespaceRun"/>
+    /// bounds whitespace between JSON tokens so a model cannot emit spaces forever (the default allows a newline plus
+    /// indentation); <paramref name="maxDepth"/> bounds nesting.</summary>
     public JsonConstraint(Tokenizer tokenizer, IEnumerable<int>? stopTokenIds = null, int previousToken = -1,
         int maxWhitespaceRun = 20, int maxDepth = 32)
     {
@@ -41,9 +42,13 @@ public sealed class JsonConstraint
         _stopIds = stops.ToArray();
         _stack = new JsonState[_trie.MaxTokenBytes + 1];
         _mask = new bool[tokenizer.VocabSize];
-        _state = JsonState.Start(maxWhitespaceRun, maxDepth);
+        _state = JsonState.Start(maxWhitespaceRun, maxDepth, objectOnly: true, leadingWhitespace: false);
         _previous = previousToken;
     }
+
+    /// <summary>A factory for <see cref="GenerationOptions.Constraint"/>: one JSON object per generation (default limits).</summary>
+    public static ITokenConstraint Create(ConstraintContext context) =>
+        new JsonConstraint(context.Tokenizer, context.StopTokenIds, context.PreviousToken);
 
     /// <summary>The recognizer state after the accepted tokens.</summary>
     public JsonState State => _state;
@@ -59,9 +64,18 @@ public sealed class JsonConstraint
 
     /// <summary>
     /// Writes <c>allowed[t]</c> for every token id and returns how many are allowed. <paramref name="remainingTokens"/>
-    /// (this token included) enables budget-aware closing; 0 allowed means the vocabulary cannot continue the object.
+    /// (this token included, a stop token after completion not counted) enables budget-aware closing; when the budget is
+    /// too small to close the object at all it is ignored. 0 allowed means the vocabulary cannot continue the object
+    /// (or a stop token was already accepted).
     /// </summary>
     public int ComputeMask(Span<bool> allowed, int remainingTokens = int.MaxValue)
+    {
+        int n = ComputeMaskCore(allowed, remainingTokens);
+        // A budget too small to close the object is dropped: the output is then cut by the token limit instead.
+        return n == 0 && remainingTokens != int.MaxValue && !_state.IsComplete ? ComputeMaskCore(allowed, int.MaxValue) : n;
+    }
+
+    private int ComputeMaskCore(Span<bool> allowed, int remainingTokens)
     {
         if (allowed.Length < _isStop.Length) throw new ArgumentException($"mask needs {_isStop.Length} entries, got {allowed.Length}", nameof(allowed));
         allowed.Clear();

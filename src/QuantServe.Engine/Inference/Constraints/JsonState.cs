@@ -41,8 +41,9 @@ public struct JsonState
     private static readonly byte[][] Literals = ["true"u8.ToArray(), "false"u8.ToArray(), "null"u8.ToArray()];
 
     /// <summary>The state before any byte. <paramref name="maxWhitespaceRun"/> bounds consecutive whitespace bytes
-    /// outside strings (0..255), <paramref name="maxDepth"/> the nesting (1..128).</summary>
-    public static JsonState Start(int maxWhitespaceRun = 255, int maxDepth = 128, bool objectOnly = true)
+    /// outside strings (0..255), <paramref name="maxDepth"/> the nesting (1..128); without
+    /// <paramref name="leadingWhitespace"/> the document must start with its value (a generator then cannot pad).</summary>
+    public static JsonState Start(int maxWhitespaceRun = 255, int maxDepth = 128, bool objectOnly = true, bool leadingWhitespace = true)
     {
         if (maxWhitespaceRun is < 0 or > 255) throw new ArgumentOutOfRangeException(nameof(maxWhitespaceRun), "must be 0..255");
         if (maxDepth is < 1 or > 128) throw new ArgumentOutOfRangeException(nameof(maxDepth), "must be 1..128");
@@ -52,6 +53,7 @@ public struct JsonState
             _maxWs = (byte)maxWhitespaceRun,
             _maxDepth = (byte)maxDepth,
             _flags = objectOnly ? FlagObjectOnly : (byte)0,
+            _ws = leadingWhitespace ? (byte)0 : (byte)maxWhitespaceRun, // a spent whitespace budget; the first value resets it
         };
     }
 
@@ -98,7 +100,7 @@ public struct JsonState
             int str = 1 + ((_flags & FlagKey) != 0 ? 2 : 0); // closing quote, then ":0" for a key
             switch (_mode)
             {
-                case Mode.Start: return 2;
+                case Mode.Start: return (_flags & FlagObjectOnly) != 0 ? 2 : 1;
                 case Mode.ObjFirst or Mode.ArrFirst or Mode.After: return close;
                 case Mode.ObjKey: return 4 + close;
                 case Mode.Colon: return 2 + close;

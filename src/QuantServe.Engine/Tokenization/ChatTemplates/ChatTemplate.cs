@@ -1,5 +1,10 @@
 namespace QuantServe.Engine.Tokenization.ChatTemplates;
 
+/// <summary>A rendered chat prompt and whether the tokenizer should still prepend BOS when encoding it.</summary>
+/// <param name="Text">The rendered template (special-token texts such as <c>&lt;|im_start|&gt;</c> included: encode with parseSpecial).</param>
+/// <param name="AddBos">False when the template already wrote the BOS text, so encoding must not add a second one.</param>
+public sealed record ChatPrompt(string Text, bool AddBos);
+
 /// <summary>One chat message. <paramref name="Fields"/> adds further keys the template may read
 /// (<c>tool_calls</c>, <c>tool_call_id</c>, <c>name</c>); values may be strings, numbers, lists, dictionaries or JSON.</summary>
 public sealed record ChatMessage(string Role, string Content, IReadOnlyDictionary<string, object?>? Fields = null);
@@ -9,6 +14,7 @@ public sealed record ChatMessage(string Role, string Content, IReadOnlyDictionar
 /// (tokenizer_config.json <c>chat_template</c> or GGUF <c>tokenizer.chat_template</c>) with the variables Hugging Face
 /// passes: <c>messages</c> (list of {role, content, ...}), <c>add_generation_prompt</c>, <c>bos_token</c>,
 /// <c>eos_token</c>, <c>tools</c> = none and <c>documents</c> = none, plus caller extras (which override).
+/// Parse once per model (the constructor does the parsing); <see cref="Render"/> is thread-safe.
 /// </summary>
 public sealed class ChatTemplate
 {
@@ -76,5 +82,21 @@ public sealed class ChatTemplate
         };
         if (extraVariables != null) foreach (var kv in extraVariables) vars[kv.Key] = kv.Value;
         return _template.Render(vars, Clock);
+    }
+
+    /// <summary>
+    /// Renders with the tokenizer's own BOS/EOS texts (<see cref="Tokenizer.TokenText"/>) and decides BOS for encoding:
+    /// the tokenizer's default, unless the text already starts with the BOS text (templates such as Llama-2's and
+    /// Llama-3's write it themselves; adding another would double it).
+    /// </summary>
+    public ChatPrompt RenderPrompt(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, Tokenizer tokenizer,
+        IReadOnlyDictionary<string, object?>? extraVariables = null)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        string bos = tokenizer.BosId >= 0 ? tokenizer.TokenText(tokenizer.BosId) : "";
+        string eos = tokenizer.EosId >= 0 ? tokenizer.TokenText(tokenizer.EosId) : "";
+        string text = Render(messages, addGenerationPrompt, bos, eos, extraVariables);
+        bool templateWroteBos = bos.Length > 0 && text.StartsWith(bos, StringComparison.Ordinal);
+        return new ChatPrompt(text, tokenizer.AddBosByDefault && !templateWroteBos);
     }
 }

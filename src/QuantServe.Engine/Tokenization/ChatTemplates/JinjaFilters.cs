@@ -26,7 +26,7 @@ internal static class JinjaFilters
             case "upper": return Str(v).ToUpperInvariant();
             case "lower": return Str(v).ToLowerInvariant();
             case "capitalize": { string s = Str(v); return s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant(); }
-            case "title": return JinjaMethods.Title(Str(v));
+            case "title": return TitleFilter(Str(v));
             case "length" or "count": return JinjaValue.Length(v);
             case "first": { var l = JinjaValue.Iterate(v); return l.Count > 0 ? l[0] : new Undefined("first"); }
             case "last":
@@ -96,7 +96,7 @@ internal static class JinjaFilters
                 {
                     "ceil" => Math.Ceiling(d * f) / f,
                     "floor" => Math.Floor(d * f) / f,
-                    _ => Math.Round(d * f, MidpointRounding.AwayFromZero) / f,
+                    _ => Math.Round(d, Math.Clamp(precision, 0, 15), MidpointRounding.ToEven), // Python's round()
                 };
             }
             case "items":
@@ -217,6 +217,21 @@ internal static class JinjaFilters
             }
             default: throw new JinjaRuntimeError($"unknown filter '{name}'");
         }
+    }
+
+    // Jinja's title filter (unlike str.title): words split at whitespace, '-', '(', '{', '[' and '<'; each word gets
+    // its first character upper-cased and the rest lower-cased.
+    private static string TitleFilter(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        bool wordStart = true;
+        foreach (char c in s)
+        {
+            bool sep = char.IsWhiteSpace(c) || c is '-' or '(' or '{' or '[' or '<';
+            sb.Append(sep ? c : wordStart ? char.ToUpperInvariant(c) : char.ToLowerInvariant(c));
+            wordStart = sep;
+        }
+        return sb.ToString();
     }
 
     public static bool Test(string name, object? v, List<object?> args)

@@ -30,13 +30,23 @@ internal sealed class JinjaInterpreter
 
     private readonly string _source;
     private StringBuilder _out = new();
+    private int _callDepth;
+    private long _iterations;
+
+    // Limits that keep a hostile or broken template from hanging or crashing the server.
+    private const int MaxCallDepth = 100;
+    private const long MaxIterations = 5_000_000;
+    internal const int MaxStringLength = 16 << 20;
 
     public JinjaInterpreter(string source) => _source = source;
 
     public string Render(List<Node> nodes, Scope scope)
     {
         _out = new StringBuilder();
-        var flow = Exec(nodes, scope);
+        Flow flow;
+        try { flow = Exec(nodes, scope); }
+        catch (JinjaRuntimeError e) { throw JinjaException.At(_source, 0, e.Message); } // safety net: errors outside any node's guard
+        catch (TemplateRaised e) { throw JinjaException.At(_source, 0, e.Message, raised: true); }
         if (flow != Flow.Normal) throw JinjaException.At(_source, 0, "'break' or 'continue' outside a loop");
         return _out.ToString();
     }
@@ -59,7 +69,9 @@ internal sealed class JinjaInterpreter
                 _out.Append(t.Text);
                 return Flow.Normal;
             case OutputNode o:
-                _out.Append(JinjaValue.ToStr(Eval(o.Value, scope)));
+                var value = Eval(o.Value, scope);
+                _out.Append(Guard(o.Offset, () => JinjaValue.ToStr(value)));
+                if (_out.Length > MaxStringLength) throw JinjaException.At(_source, o.Offset, $"template output exceeds {MaxStringLength} characters");
                 return Flow.Normal;
             case IfNode i:
                 foreach (var (cond, body) in i.Branches)
@@ -118,6 +130,7 @@ internal sealed class JinjaInterpreter
         var loop = new LoopInfo(items);
         for (int i = 0; i < items.Count; i++)
         {
+            if (++_iterations > MaxIterations) throw JinjaException.At(_source, f.Offset, $"template ran more than {MaxIterations} loop iterations");
             loop.Index0 = i;
             var inner = new Scope(scope);
             inner.Set("loop", loop);
@@ -156,6 +169,14 @@ internal sealed class JinjaInterpreter
 
     private JinjaFunction MakeMacro(MacroNode m, Scope defining) => new(m.Name, (args, kwargs) =>
     {
+        if (_callDepth >= MaxCallDepth) throw new JinjaRuntimeError($"macro '{m.Name}' nested more than {MaxCallDepth} calls deep");
+        _callDepth++;
+        try { return CallMacro(m, defining, args, kwargs); }
+        finally { _callDepth--; }
+    });
+
+    private string CallMacro(MacroNode m, Scope defining, List<object?> args, Dictionary<string, object?> kwargs)
+    {
         var scope = new Scope(defining);
         for (int i = 0; i < m.Params.Count; i++)
         {
@@ -167,7 +188,7 @@ internal sealed class JinjaInterpreter
             scope.Set(name, v);
         }
         return Capture(m.Body, scope);
-    });
+    }
 
     private T Guard<T>(int offset, Func<T> f)
     {
@@ -404,12 +425,23 @@ internal sealed class JinjaInterpreter
         }
         if (op == "*")
         {
-            if (a is string s && b is long n) return string.Concat(Enumerable.Repeat(s, (int)Math.Max(0, n)));
-            if (a is long n2 && b is string s2) return string.Concat(Enumerable.Repeat(s2, (int)Math.Max(0, n2)));
-            if (a is List<object?> l && b is long n3) return Enumerable.Repeat(l, (int)Math.Max(0, n3)).SelectMany(x => x).ToList();
+            if (a is string s && b is long n) return Repeat(s, n);
+            if (a is long n2 && b is string s2) return Repeat(s2, n2);
+            if (a is List<object?> l && b is long n3)
+            {
+                if (n3 > 0 && (double)l.Count * n3 > MaxStringLength) throw new JinjaRuntimeError("list repetition too large");
+                return Enumerable.Repeat(l, (int)Math.Max(0, n3)).SelectMany(x => x).ToList();
+            }
         }
         if (op == "%" && a is string fmt) return PercentFormat(fmt, b);
         throw new JinjaRuntimeError($"unsupported operand type(s) for {op}: '{JinjaValue.TypeName(a)}' and '{JinjaValue.TypeName(b)}'");
+    }
+
+    private static string Repeat(string s, long n)
+    {
+        if (n <= 0) return "";
+        if ((double)s.Length * n > MaxStringLength) throw new JinjaRuntimeError($"string repetition would make {(double)s.Length * n:F0} characters");
+        return string.Concat(Enumerable.Repeat(s, (int)n));
     }
 
     private static string PercentFormat(string fmt, object? args)

@@ -22,6 +22,7 @@ internal static class JinjaJson
 
     private static void Write(StringBuilder sb, object? v, int? indent, int level, string items, string keys, bool sortKeys)
     {
+        if (level > 500) throw new JinjaRuntimeError("value nested more than 500 levels deep (a list or dict containing itself?)");
         switch (v)
         {
             case null or Undefined: sb.Append("null"); return;

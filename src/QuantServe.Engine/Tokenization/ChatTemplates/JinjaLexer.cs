@@ -111,13 +111,10 @@ internal static class JinjaLexer
                 // {% raw %}...{% endraw %}: the body is literal text.
                 int endRaw = FindEndRaw(s, pos, out int endRawTagStart, out bool endStripBefore, out bool endStripAfter);
                 if (endRaw < 0) throw JinjaException.At(s, open, "unclosed 'raw' block: missing '{% endraw %}'");
-                string rawText = s[pos..endRawTagStart];
-                if (stripAfter) rawText = rawText.TrimStart(PyWhitespace);
-                if (endStripBefore) rawText = rawText.TrimEnd(PyWhitespace);
-                pieces.RemoveAt(pieces.Count - 1);
-                if (rawText.Length > 0) pieces.Add(new RawPiece(false, TagKind.Output, pos, rawText, false, false, false, false));
-                // A zero-length comment keeps the endraw tag's own whitespace control for the text after it.
-                pieces.Add(new RawPiece(true, TagKind.Comment, endRawTagStart, "", false, endStripAfter, false, false));
+                // The raw tags become empty comments, which keep their whitespace control for the text around them.
+                pieces[^1] = pieces[^1] with { Kind = TagKind.Comment, Text = "", PlusAfter = true }; // Jinja keeps the newline after {% raw %}
+                if (endRawTagStart > pos) pieces.Add(new RawPiece(false, TagKind.Output, pos, s[pos..endRawTagStart], false, false, false, false));
+                pieces.Add(new RawPiece(true, TagKind.Comment, endRawTagStart, "", endStripBefore, endStripAfter, false, false));
                 pos = endRaw;
                 textStart = pos;
             }

@@ -12,6 +12,9 @@ internal sealed class JinjaParser
     private int _chunk;
     private List<Tok> _toks = [];
     private int _t;
+    private int _nesting; // expression recursion depth, bounded so hostile templates cannot overflow the stack
+
+    private const int MaxNesting = 200;
 
     private JinjaParser(string source, List<Chunk> chunks)
     {
@@ -90,6 +93,13 @@ internal sealed class JinjaParser
     }
 
     private Node ParseStatement(Tok kw, int offset)
+    {
+        if (++_nesting > MaxNesting) throw Error(kw, $"statements nested more than {MaxNesting} levels deep");
+        try { return ParseStatementCore(kw, offset); }
+        finally { _nesting--; }
+    }
+
+    private Node ParseStatementCore(Tok kw, int offset)
     {
         switch (kw.Text)
         {
@@ -213,6 +223,13 @@ internal sealed class JinjaParser
 
     public Expr ParseExpression()
     {
+        if (++_nesting > MaxNesting) throw Error(Peek, $"expression nested more than {MaxNesting} levels deep");
+        try { return ParseConditional(); }
+        finally { _nesting--; }
+    }
+
+    private Expr ParseConditional()
+    {
         var e = ParseOr();
         if (Peek.Is("if"))
         {
@@ -241,7 +258,14 @@ internal sealed class JinjaParser
 
     private Expr ParseNot()
     {
-        if (Peek.Is("not")) { int at = Next().Offset; return new UnaryExpr(at, "not", ParseNot()); }
+        if (Peek.Is("not"))
+        {
+            var t = Next();
+            if (++_nesting > MaxNesting) throw Error(t, $"expression nested more than {MaxNesting} levels deep");
+            var operand = ParseNot();
+            _nesting--;
+            return new UnaryExpr(t.Offset, "not", operand);
+        }
         return ParseCompare();
     }
 
@@ -306,7 +330,9 @@ internal sealed class JinjaParser
         if (t.Kind == TokKind.Op && t.Text is "-" or "+")
         {
             Next();
+            if (++_nesting > MaxNesting) throw Error(t, $"expression nested more than {MaxNesting} levels deep");
             node = new UnaryExpr(t.Offset, t.Text, ParseUnary(withFilter: false));
+            _nesting--;
         }
         else node = ParsePrimary();
         node = ParsePostfix(node);

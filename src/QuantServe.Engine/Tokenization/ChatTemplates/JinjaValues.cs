@@ -163,8 +163,13 @@ internal static class JinjaValue
     };
 
     /// <summary>Python's <c>repr()</c> (strings quoted), as lists and dicts print their items.</summary>
-    public static string Repr(object? v)
+    public static string Repr(object? v) => Repr(v, 0);
+
+    private const int MaxNesting = 500;
+
+    private static string Repr(object? v, int depth)
     {
+        if (depth > MaxNesting) throw new JinjaRuntimeError($"value nested more than {MaxNesting} levels deep (a list or dict containing itself?)");
         switch (v)
         {
             case null: return "None";
@@ -173,10 +178,10 @@ internal static class JinjaValue
             case long l: return l.ToString(CultureInfo.InvariantCulture);
             case double d: return FormatFloat(d);
             case string s: return ReprString(s);
-            case PyTuple t: return t.Count == 1 ? "(" + Repr(t[0]) + ",)" : "(" + string.Join(", ", t.Select(Repr)) + ")";
-            case List<object?> l: return "[" + string.Join(", ", l.Select(Repr)) + "]";
-            case OrderedDictionary<string, object?> d: return "{" + string.Join(", ", d.Select(kv => ReprString(kv.Key) + ": " + Repr(kv.Value))) + "}";
-            case JinjaNamespace ns: return "<Namespace " + string.Join(", ", ns.Attributes.Select(kv => kv.Key + "=" + Repr(kv.Value))) + ">";
+            case PyTuple t: return t.Count == 1 ? "(" + Repr(t[0], depth + 1) + ",)" : "(" + string.Join(", ", t.Select(x => Repr(x, depth + 1))) + ")";
+            case List<object?> l: return "[" + string.Join(", ", l.Select(x => Repr(x, depth + 1))) + "]";
+            case OrderedDictionary<string, object?> d: return "{" + string.Join(", ", d.Select(kv => ReprString(kv.Key) + ": " + Repr(kv.Value, depth + 1))) + "}";
+            case JinjaNamespace ns: return "<Namespace " + string.Join(", ", ns.Attributes.Select(kv => kv.Key + "=" + Repr(kv.Value, depth + 1))) + ">";
             case JinjaFunction f: return $"<function {f.Name}>";
             default: return v.ToString() ?? "";
         }
@@ -233,8 +238,11 @@ internal static class JinjaValue
         return sign + digits[..(exp + 1)] + "." + digits[(exp + 1)..];
     }
 
-    public static new bool Equals(object? a, object? b)
+    public static new bool Equals(object? a, object? b) => Equals(a, b, 0);
+
+    private static bool Equals(object? a, object? b, int depth)
     {
+        if (depth > MaxNesting) throw new JinjaRuntimeError($"value nested more than {MaxNesting} levels deep (a list or dict containing itself?)");
         if (a is Undefined || b is Undefined) return a is Undefined && b is Undefined;
         if (a == null || b == null) return a == null && b == null;
         if (IsNumber(a) && IsNumber(b)) return ToDouble(a) == ToDouble(b);
@@ -243,11 +251,11 @@ internal static class JinjaValue
             case string sa: return b is string sb && sa == sb;
             case List<object?> la:
                 if (b is not List<object?> lb || la.Count != lb.Count) return false;
-                for (int i = 0; i < la.Count; i++) if (!Equals(la[i], lb[i])) return false;
+                for (int i = 0; i < la.Count; i++) if (!Equals(la[i], lb[i], depth + 1)) return false;
                 return true;
             case OrderedDictionary<string, object?> da:
                 if (b is not OrderedDictionary<string, object?> db || da.Count != db.Count) return false;
-                foreach (var kv in da) if (!db.TryGetValue(kv.Key, out var bv) || !Equals(kv.Value, bv)) return false;
+                foreach (var kv in da) if (!db.TryGetValue(kv.Key, out var bv) || !Equals(kv.Value, bv, depth + 1)) return false;
                 return true;
             default: return ReferenceEquals(a, b);
         }

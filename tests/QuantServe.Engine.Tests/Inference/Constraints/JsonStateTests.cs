@@ -111,10 +111,12 @@ public class JsonStateTests
             var (accepted, complete, _) = Feed(doc, JsonState.Start());
             bool ours = accepted && complete;
             bool stj = ParsesWithSystemTextJson(doc);
-            if (!stj) return !ours;
-            // STJ also accepts top-level non-objects, trailing whitespace and lone \u surrogates, which we reject on purpose.
-            bool comparable = doc.Length > 0 && doc[0] == (byte)'{' && doc[^1] == (byte)'}' && !Encoding.Latin1.GetString(doc).Contains("\\u");
-            return !comparable || ours;
+            string shown = $"stj={stj} ours={ours} doc={Convert.ToHexString(doc)}";
+            if (!stj) return (!ours).Label(shown);
+            // STJ also accepts top-level non-objects, trailing whitespace, lone \u surrogates and (in property names)
+            // invalid UTF-8, all of which we reject on purpose.
+            bool comparable = System.Text.Unicode.Utf8.IsValid(doc) && doc.Length > 0 && doc[0] == (byte)'{' && doc[^1] == (byte)'}' && !Encoding.Latin1.GetString(doc).Contains("\\u");
+            return (!comparable || ours).Label(shown);
         }).QuickCheckThrowOnFailure();
     }
 
@@ -180,6 +182,14 @@ public class JsonStateTests
         Assert.True(Feed("{  \"a\"  :  1  }"u8, JsonState.Start(maxWhitespaceRun: 2)).Complete);
         Assert.False(Feed("{   \"a\":1}"u8, JsonState.Start(maxWhitespaceRun: 2)).Accepted);
         Assert.True(Feed("{\"a\":\"     \"}"u8, JsonState.Start(maxWhitespaceRun: 2)).Complete); // inside strings: unlimited
+    }
+
+    [Fact]
+    public void TryAccept_LeadingWhitespaceDisabled_DocumentMustStartWithValue()
+    {
+        Assert.True(Feed(" {}"u8, JsonState.Start()).Complete);
+        Assert.False(Feed(" {}"u8, JsonState.Start(leadingWhitespace: false)).Accepted);
+        Assert.True(Feed("{ \"a\": 1 }"u8, JsonState.Start(maxWhitespaceRun: 1, leadingWhitespace: false)).Complete);
     }
 
     [Fact]

@@ -19,6 +19,8 @@ public class ChatTemplateTests
 
     private static ChatMessage[] WithoutSystem => WithSystem[1..];
 
+    private static readonly TimeProvider ReferenceClock = new FixedClock(new DateTimeOffset(2025, 3, 7, 14, 5, 0, TimeSpan.Zero));
+
     private const string ToolsJson =
         """[{"type":"function","function":{"name":"get_weather","description":"Get the weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string","description":"City name"},"days":{"type":"integer"}},"required":["city"]}}}]""";
 
@@ -66,7 +68,8 @@ public class ChatTemplateTests
 
     private static string Render(JsonElement cfg, string key)
     {
-        var template = new ChatTemplate(cfg.GetProperty("chat_template").GetString()!);
+        // The references were rendered with strftime_now pinned to this moment.
+        var template = new ChatTemplate(cfg.GetProperty("chat_template").GetString()!) { Clock = ReferenceClock };
         var (messages, gen, extra) = Case(key);
         return template.Render(messages, gen, cfg.GetProperty("bos_token").GetString()!, cfg.GetProperty("eos_token").GetString()!, extra);
     }
@@ -103,7 +106,7 @@ public class ChatTemplateTests
             bool rejected = cfg.TryGetProperty("expected_error", out var r) && r.TryGetProperty("system_gen", out _);
             Assert.True(rendered || rejected, file);
         }
-        Assert.True(TemplateResources.ModelFiles().Count() >= 8);
+        Assert.True(TemplateResources.ModelFiles().Count() >= 9);
     }
 
     [Fact]
@@ -143,6 +146,25 @@ public class ChatTemplateTests
         Assert.Equal(2, e.Line);
         Assert.Contains("line 2", e.Message);
         Assert.False(e.RaisedByTemplate);
+    }
+
+    [Fact]
+    public void RenderPrompt_TemplateWritesBos_TokenizerMustNotAddAnother()
+    {
+        var tok = QuantServe.Engine.Formats.Llama2c.Llama2cTokenizerFile.Read(
+            QuantServe.Engine.Tests.TestSupport.SharedAssets.Path("tokenizers", "llama-32k.bin"), 32000);
+        var llama2 = new ChatTemplate(TemplateResources.Load("llama-2-chat.json").GetProperty("chat_template").GetString()!);
+        var prompt = llama2.RenderPrompt(WithSystem, true, tok);
+        Assert.StartsWith("<s>[INST] <<SYS>>\nYou are a helpful assistant.\n<</SYS>>\n\nHello [/INST]", prompt.Text);
+        Assert.Contains(" Hi there! How can I help? </s><s>[INST] What is 2+2? [/INST]", prompt.Text);
+        Assert.False(prompt.AddBos);
+        var ids = tok.Encode(prompt.Text, prompt.AddBos, parseSpecial: true);
+        Assert.Equal(tok.BosId, ids[0]);
+        Assert.NotEqual(tok.BosId, ids[1]);
+
+        var qwen = new ChatTemplate(TemplateResources.Load("qwen2-instruct.json").GetProperty("chat_template").GetString()!);
+        Assert.Equal(tok.AddBosByDefault, qwen.RenderPrompt(WithSystem, true, tok).AddBos);
+        Assert.True(ChatTemplate.Plain.RenderPrompt(WithSystem, true, tok).AddBos);
     }
 
     private sealed class FixedClock(DateTimeOffset now) : TimeProvider

@@ -88,4 +88,26 @@ public class JinjaTemplateTests
         };
         Assert.Equal("a,b v 42 0.5 False", t.Render(vars));
     }
+
+    [Theory]
+    [InlineData("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "nested more than 100 calls")]
+    [InlineData("{% set l = [] %}{{ l.append(l) }}{{ l }}", "nested more than 500 levels")]
+    [InlineData("{{ 'x' * 100000000 }}", "string repetition")]
+    public void Render_HostileTemplate_FailsWithClearError(string source, string fragment)
+    {
+        var e = Assert.Throws<JinjaException>(() => new JinjaTemplate(source).Render(new Dictionary<string, object?>()));
+        Assert.Contains(fragment, e.Message);
+    }
+
+    [Fact]
+    public void Parse_DeeplyNestedExpression_FailsWithClearError()
+    {
+        string source = "{{ " + new string('(', 5000) + "1" + new string(')', 5000) + " }}";
+        var e = Assert.Throws<JinjaException>(() => new JinjaTemplate(source));
+        Assert.Contains("nested more than", e.Message);
+        string nots = "{{ " + string.Concat(Enumerable.Repeat("not ", 5000)) + "x }}";
+        Assert.Throws<JinjaException>(() => new JinjaTemplate(nots));
+        string ifs = string.Concat(Enumerable.Repeat("{% if x %}", 5000)) + string.Concat(Enumerable.Repeat("{% endif %}", 5000));
+        Assert.Throws<JinjaException>(() => new JinjaTemplate(ifs));
+    }
 }
