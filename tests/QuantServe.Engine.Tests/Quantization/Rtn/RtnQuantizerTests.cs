@@ -183,6 +183,7 @@ public class RtnQuantizerTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [Trait("Category", "Slow")]
     [InlineData("int4-g128")]
     [InlineData("nf4")]
     public void Quantize_Prose15m_LoadsBitIdenticalAndGenerates(string type)
