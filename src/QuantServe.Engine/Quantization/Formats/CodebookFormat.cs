@@ -217,10 +217,7 @@ public sealed unsafe class CodebookFormat : RtnFormat
                 for (int b = 0; b < batch; b++)
                 {
                     float* x = (float*)(act + (long)b * activationStride);
-                    float acc = 0;
-                    for (int k = 0; k < nb; k++)
-                        acc += scales[k] * RtnKernels.LutDot64(codes + k * 32, x + k * BlockSize, _lutPtr, path);
-                    py[(long)b * yStride + r] = acc;
+                    py[(long)b * yStride + r] = RtnKernels.LutDotRow(codes, x, scales, nb, _lutPtr, path);
                 }
             }
         }

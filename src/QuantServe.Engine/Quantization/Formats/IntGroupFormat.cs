@@ -25,8 +25,9 @@ namespace QuantServe.Engine.Quantization.Formats;
 /// whose byte j bit k is the third bit of code 16k + j. Codes past the row's width are 0.</para>
 /// <para>Dot product: activations are quantized per sub-block of 32 inside each weight group (the last sub-block of a
 /// group may be shorter): <c>d = amax / 127</c>, <c>a = round_half_even(x · 127 / amax)</c>. For group g with sub-blocks b:
-/// <c>y += s_g · (Σ_b d_b · Σ_j u_j·a_j − z_g · Σ_b d_b · Σ_j a_j)</c>, the inner sums exact in integers
-/// (AVX-512 BW / AVX2 vpmaddwd, Vector128 or scalar).</para>
+/// <c>y += s_g · Σ_b d_b · Σ_j (u_j − z_g)·a_j</c>, the inner sums exact in integers (codes widened to 16 bits and the
+/// zero point subtracted before vpmaddwd, so there is no float cancellation; AVX-512 BW / AVX2, Vector128 or scalar); the vector paths sum the scaled sub-block results in float lanes,
+/// so they agree with the scalar path to float rounding.</para>
 /// </summary>
 public sealed unsafe partial class IntGroupFormat : RtnFormat
 {
@@ -101,16 +102,16 @@ public sealed unsafe partial class IntGroupFormat : RtnFormat
         return full * ((g + 31) / 32) + (rest + 31) / 32;
     }
 
-    /// <summary>Prepared activation: nsb × 32 int8 codes (zero-padded per sub-block), nsb float scales d_b, nsb floats d_b·Σa.</summary>
-    public override int ActivationBytes(int cols) => SubBlocks(cols) * 40;
+    /// <summary>Prepared activation: nsb × 32 int8 codes (zero-padded per sub-block), then nsb float scales d_b.</summary>
+    public override int ActivationBytes(int cols) => SubBlocks(cols) * 36;
 
     /// <inheritdoc />
     public override void PrepareActivation(ReadOnlySpan<float> x, Span<byte> destination)
     {
         int cols = x.Length, nsb = SubBlocks(cols);
-        if (destination.Length < nsb * 40) throw new ArgumentException($"{Name}: activation buffer holds {destination.Length} bytes, needs {nsb * 40}");
+        if (destination.Length < nsb * 36) throw new ArgumentException($"{Name}: activation buffer holds {destination.Length} bytes, needs {nsb * 36}");
         var codes = MemoryMarshal.Cast<byte, sbyte>(destination[..(nsb * 32)]);
-        var scales = MemoryMarshal.Cast<byte, float>(destination.Slice(nsb * 32, nsb * 8));
+        var scales = MemoryMarshal.Cast<byte, float>(destination.Slice(nsb * 32, nsb * 4));
         int g = GroupLength(cols), slot = 0;
         for (int start = 0; start < cols; start += g)
         {
@@ -123,17 +124,9 @@ public sealed unsafe partial class IntGroupFormat : RtnFormat
                 float amax = 0;
                 foreach (float v in xb) amax = MathF.Max(amax, MathF.Abs(v));
                 float id = amax > 0 ? 127f / amax : 0f;
-                int sum = 0;
-                for (int j = 0; j < len; j++)
-                {
-                    int q = (int)MathF.Round(xb[j] * id, MidpointRounding.ToEven);
-                    qb[j] = (sbyte)q;
-                    sum += q;
-                }
+                for (int j = 0; j < len; j++) qb[j] = (sbyte)(int)MathF.Round(xb[j] * id, MidpointRounding.ToEven);
                 qb[len..].Clear();
-                float d = amax / 127f;
-                scales[slot] = d;
-                scales[nsb + slot] = d * sum;
+                scales[slot] = amax / 127f;
             }
         }
     }
@@ -359,21 +352,16 @@ public sealed unsafe partial class IntGroupFormat : RtnFormat
                 {
                     byte* a = act + (long)b * activationStride;
                     float* d = (float*)(a + nsb * 32);
-                    float* ds = d + nsb;
                     float acc = 0;
                     int slot = 0;
                     for (int gi = 0; gi < ng; gi++)
                     {
                         int start = gi * g, end = Math.Min(cols, start + g);
-                        float gsum = 0, gz = 0;
-                        for (int e = start; e < end; e += 32, slot++)
-                        {
-                            gsum += d[slot] * RtnKernels.Dot32(u + e, (sbyte*)(a + slot * 32), false, path);
-                            gz += ds[slot];
-                        }
-                        float s = Unsafe.ReadUnaligned<float>(p + 4 * gi);
-                        int z = Asymmetric ? p[4 * ng + gi] : SymmetricZero;
-                        acc += s * (gsum - z * gz);
+                        int subBlocks = (end - start + 31) / 32;
+                        short z = (short)(Asymmetric ? p[4 * ng + gi] : SymmetricZero);
+                        float gsum = RtnKernels.GroupDotU8(u + start, (sbyte*)(a + slot * 32), d + slot, subBlocks, z, path);
+                        slot += subBlocks;
+                        acc += Unsafe.ReadUnaligned<float>(p + 4 * gi) * gsum;
                     }
                     py[(long)b * yStride + r] = acc;
                 }

@@ -136,8 +136,7 @@ public sealed unsafe class LlmInt8Format : RtnFormat
                 for (int b = 0; b < batch; b++)
                 {
                     byte* a = act + (long)b * activationStride;
-                    int sumi = 0;
-                    for (int c = 0; c < pcols; c += 32) sumi += RtnKernels.Dot32((byte*)q + c, (sbyte*)a + c, true, path);
+                    int sumi = RtnKernels.DotS8Row(q, (sbyte*)a, pcols, path);
                     float d = Unsafe.ReadUnaligned<float>(a + pcols);
                     int n = Unsafe.ReadUnaligned<int>(a + pcols + 4);
                     int* idx = (int*)(a + pcols + 8);

@@ -7,8 +7,8 @@ namespace QuantServe.Engine.Quantization.Formats;
 
 /// <summary>
 /// The inner products shared by QuantServe's own formats (intB groups, NF4/FP4, LLM.int8), one per instruction-set path.
-/// Integer products are exact on every path (so every path returns the same integer); the float LUT product sums in a
-/// path-specific order (paths agree to rounding).
+/// Integer inner products are exact on every path; the scaled float sums (int groups, LUT products) are added in a
+/// path-specific order, so paths agree to float rounding (LLM.int8's single integer row sum agrees exactly).
 /// </summary>
 internal static unsafe class RtnKernels
 {
@@ -79,6 +79,165 @@ internal static unsafe class RtnKernels
                 if (signedW) for (int j = 0; j < 32; j++) s += ((sbyte*)w)[j] * a[j];
                 else for (int j = 0; j < 32; j++) s += w[j] * a[j];
                 return s;
+            }
+        }
+    }
+
+    /// <summary>Exact <c>Σ_{j&lt;32} (u[j] − z)·a[j]</c> (scalar and Vector128 paths of <see cref="GroupDotU8"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int DotZ32(byte* u, sbyte* a, short z, SimdPath path)
+    {
+        if (path == SimdPath.Scalar)
+        {
+            int s = 0;
+            for (int j = 0; j < 32; j++) s += (u[j] - z) * a[j];
+            return s;
+        }
+        var acc = Vector128<int>.Zero;
+        var zv = Vector128.Create(z);
+        for (int k = 0; k < 32; k += 16)
+        {
+            var (al, ah) = Vector128.Widen(Vector128.Load(a + k));
+            var (ul, uh) = Vector128.Widen(Vector128.Load(u + k));
+            var (p0, p1) = Vector128.Widen((ul.AsInt16() - zv) * al);
+            var (p2, p3) = Vector128.Widen((uh.AsInt16() - zv) * ah);
+            acc += p0 + p1 + p2 + p3;
+        }
+        return Vector128.Sum(acc);
+    }
+
+    /// <summary>
+    /// <c>Σ_b d[b] · Σ_{j&lt;32} (u[32b + j] − z)·a[32b + j]</c> over <paramref name="subBlocks"/> sub-blocks of unsigned codes
+    /// and signed activations: the zero point is subtracted in 16-bit lanes so each inner sum is exact (no float
+    /// cancellation), the scaled sums accumulated in float lanes (one horizontal sum).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float GroupDotU8(byte* u, sbyte* a, float* d, int subBlocks, short z, SimdPath path)
+    {
+        switch (path)
+        {
+            case SimdPath.V512:
+            {
+                var acc = Vector512<float>.Zero;
+                var zv = Vector512.Create(z);
+                for (int b = 0; b < subBlocks; b++)
+                {
+                    var p = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(u + 32 * b)).AsInt16() - zv,
+                        Avx512BW.ConvertToVector512Int16(Vector256.Load(a + 32 * b)));
+                    acc = Avx512F.FusedMultiplyAdd(Vector512.ConvertToSingle(p), Vector512.Create(d[b]), acc);
+                }
+                return Vector512.Sum(acc);
+            }
+            case SimdPath.V256:
+            {
+                var acc = Vector256<float>.Zero;
+                var zv = Vector256.Create(z);
+                for (int b = 0; b < subBlocks; b++)
+                {
+                    byte* ub = u + 32 * b;
+                    sbyte* ab = a + 32 * b;
+                    var p = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(ub).AsInt16() - zv, Avx2.ConvertToVector256Int16(ab))
+                          + Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(ub + 16).AsInt16() - zv, Avx2.ConvertToVector256Int16(ab + 16));
+                    acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(d[b]), acc);
+                }
+                return Vector256.Sum(acc);
+            }
+            default:
+            {
+                float acc = 0;
+                for (int b = 0; b < subBlocks; b++) acc += d[b] * DotZ32(u + 32 * b, a + 32 * b, z, path);
+                return acc;
+            }
+        }
+    }
+
+    /// <summary>Exact <c>Σ_{j&lt;n} w[j]·a[j]</c> of signed int8 weights and activations, <paramref name="n"/> a multiple of 32,
+    /// accumulated in integer vector lanes (one horizontal sum per call).</summary>
+    public static int DotS8Row(sbyte* w, sbyte* a, int n, SimdPath path)
+    {
+        switch (path)
+        {
+            case SimdPath.V512:
+            {
+                var acc = Vector512<int>.Zero;
+                for (int i = 0; i < n; i += 32)
+                    acc += Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(w + i)), Avx512BW.ConvertToVector512Int16(Vector256.Load(a + i)));
+                return Vector512.Sum(acc);
+            }
+            case SimdPath.V256:
+            {
+                var acc = Vector256<int>.Zero;
+                for (int i = 0; i < n; i += 16)
+                    acc += Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(w + i), Avx2.ConvertToVector256Int16(a + i));
+                return Vector256.Sum(acc);
+            }
+            default:
+            {
+                int s = 0;
+                for (int i = 0; i < n; i += 32) s += Dot32((byte*)(w + i), a + i, true, path);
+                return s;
+            }
+        }
+    }
+
+    /// <summary>
+    /// <c>Σ_b scales[b] · Σ_{j&lt;64} lut[code_{b,j}]·x[64b + j]</c> over <paramref name="blocks"/> 4-bit blocks of 32 code
+    /// bytes each (layout of <see cref="LutDot64"/>); the vector paths keep one float accumulator for the whole row.
+    /// </summary>
+    public static float LutDotRow(byte* codes, float* x, float* scales, int blocks, float* lut, SimdPath path)
+    {
+        switch (path)
+        {
+            case SimdPath.V512:
+            {
+                var table = Vector512.Load(lut);
+                var m = Vector512.Create(15);
+                var total = Vector512<float>.Zero;
+                for (int b = 0; b < blocks; b++)
+                {
+                    byte* c = codes + b * 32;
+                    float* xb = x + b * 64;
+                    var i0 = Avx512F.ConvertToVector512Int32(Vector128.Load(c));
+                    var i1 = Avx512F.ConvertToVector512Int32(Vector128.Load(c + 16));
+                    var acc = Avx512F.PermuteVar16x32(table, i0 & m) * Vector512.Load(xb);
+                    acc = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, i1 & m), Vector512.Load(xb + 16), acc);
+                    acc = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, Vector512.ShiftRightLogical(i0, 4)), Vector512.Load(xb + 32), acc);
+                    acc = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, Vector512.ShiftRightLogical(i1, 4)), Vector512.Load(xb + 48), acc);
+                    total = Avx512F.FusedMultiplyAdd(acc, Vector512.Create(scales[b]), total);
+                }
+                return Vector512.Sum(total);
+            }
+            case SimdPath.V256:
+            {
+                var lo = Vector256.Load(lut);
+                var hi = Vector256.Load(lut + 8);
+                var m = Vector256.Create(15);
+                var seven = Vector256.Create(7);
+                var total = Vector256<float>.Zero;
+                for (int b = 0; b < blocks; b++)
+                {
+                    byte* c = codes + b * 32;
+                    float* xb = x + b * 64;
+                    var acc = Vector256<float>.Zero;
+                    for (int k = 0; k < 32; k += 8)
+                    {
+                        var v = Avx2.ConvertToVector256Int32(c + k);
+                        var il = v & m;
+                        var ih = Vector256.ShiftRightLogical(v, 4);
+                        var fl = Avx.BlendVariable(Avx2.PermuteVar8x32(lo, il), Avx2.PermuteVar8x32(hi, il), Avx2.CompareGreaterThan(il, seven).AsSingle());
+                        var fh = Avx.BlendVariable(Avx2.PermuteVar8x32(lo, ih), Avx2.PermuteVar8x32(hi, ih), Avx2.CompareGreaterThan(ih, seven).AsSingle());
+                        acc = Fma.MultiplyAdd(fl, Vector256.Load(xb + k), acc);
+                        acc = Fma.MultiplyAdd(fh, Vector256.Load(xb + 32 + k), acc);
+                    }
+                    total = Fma.MultiplyAdd(acc, Vector256.Create(scales[b]), total);
+                }
+                return Vector256.Sum(total);
+            }
+            default:
+            {
+                float acc = 0;
+                for (int b = 0; b < blocks; b++) acc += scales[b] * LutDot64(codes + b * 32, x + b * 64, lut, path);
+                return acc;
             }
         }
     }
