@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using QuantServe.Engine.Quantization.Gguf;
 using QuantServe.Engine.Quantization.Presets;
+using QuantServe.Engine.Quantization.Rtn;
 
 namespace QuantServe.Api.Cli;
 
@@ -27,17 +28,29 @@ public static class QuantizeCommand
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix (llama-imatrix .dat or GGUF) for the k-quants" };
         var name = new Option<string?>("--name") { Description = "general.name to write" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Print the type and rule of every tensor" };
-        var command = new Command("quantize", "Quantize a model to GGUF with llama.cpp's presets (Q4_K_M, Q8_0, ...).")
+        var embeddingType = new Option<string>("--embedding-type")
         {
-            model, output, type, threads, tensorType, keep, imatrix, name, verbose,
+            Description = "QuantServe's own types only: type of the token embedding / untied output head (int8, nf4, F16, F32, ...)",
+            DefaultValueFactory = _ => "int8",
+        };
+        var command = new Command("quantize", "Quantize a model to GGUF with llama.cpp's presets (Q4_K_M, Q8_0, ...), or with QuantServe's own types (int8, int4-g32, nf4, llm-int8, ...) to a quantized model folder.")
+        {
+            model, output, type, threads, tensorType, keep, imatrix, name, verbose, embeddingType,
         };
         command.SetAction(async (parse, cancellation) =>
         {
             var stdout = parse.InvocationConfiguration.Output;
             var stderr = parse.InvocationConfiguration.Error;
-            var preset = GgufPresets.Find(parse.GetValue(type)!);
             int n = parse.GetValue(threads);
             if (n < 0) throw new ArgumentException("--threads must be >= 0");
+            if (RtnQuantizer.IsRtnType(parse.GetValue(type)!))
+            {
+                if ((parse.GetValue(tensorType)?.Length ?? 0) > 0 || (parse.GetValue(keep)?.Length ?? 0) > 0 || parse.GetValue(imatrix) != null)
+                    throw new ArgumentException("--tensor-type, --keep and --imatrix apply to GGUF types only, not to QuantServe's own types");
+                return await RunRtnAsync(parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(type)!, parse.GetValue(embeddingType)!,
+                    n, stdout, stderr, cancellation);
+            }
+            var preset = GgufPresets.Find(parse.GetValue(type)!);
             var overrides = new List<TensorTypeOverride>();
             foreach (var rule in parse.GetValue(tensorType) ?? []) overrides.Add(TensorTypeOverride.Parse(rule));
             foreach (var pattern in parse.GetValue(keep) ?? []) overrides.Add(new TensorTypeOverride(pattern, null));
@@ -66,6 +79,46 @@ public static class QuantizeCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>QuantServe's own types (int8, int4-g32, nf4, llm-int8, ...): a quantized model folder via <see cref="RtnQuantizer"/>.</summary>
+    private static async Task<int> RunRtnAsync(string model, string output, string type, string embeddingType, int threads,
+        TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    {
+        var bar = new ProgressBar(stderr);
+        var options = new RtnQuantizeOptions
+        {
+            Type = type,
+            EmbeddingType = embeddingType,
+            Threads = threads > 0 ? threads : Environment.ProcessorCount,
+            Progress = new RtnProgress(bar),
+        };
+        string source = Path.GetFullPath(model);
+        string target = Path.GetFullPath(output);
+        RtnQuantizeResult r;
+        try
+        {
+            r = await Task.Run(() => RtnQuantizer.Quantize(source, target, options, cancellation), cancellation);
+        }
+        finally
+        {
+            bar.Finish();
+        }
+        var inv = CultureInfo.InvariantCulture;
+        stdout.WriteLine(string.Create(inv, $"output:     {r.OutputPath} (quantized folder)"));
+        stdout.WriteLine(string.Create(inv, $"type:       {r.Type} (embedding {embeddingType})"));
+        stdout.WriteLine($"{"format",-14} {"tensors",8} {"weights",14} {"bytes",14}");
+        foreach (var g in r.Tensors.GroupBy(t => t.Type).OrderByDescending(g => g.Sum(t => t.BytesAfter)))
+            stdout.WriteLine(string.Create(inv, $"{g.Key,-14} {g.Count(),8} {g.Sum(t => (long)t.Rows * t.Cols),14:N0} {g.Sum(t => t.BytesAfter),14:N0}"));
+        double mib = 1024.0 * 1024.0;
+        stdout.WriteLine(string.Create(inv, $"size:       {r.BytesBefore / mib:F2} MiB -> {r.BytesAfter / mib:F2} MiB ({r.BytesBefore * 8.0 / Math.Max(1, r.Parameters):F2} -> {r.BitsPerWeight:F2} bits per weight, matrices)"));
+        stdout.WriteLine(string.Create(inv, $"time:       {r.Seconds:F2} s"));
+        return 0;
+    }
+
+    private sealed class RtnProgress(ProgressBar bar) : IProgress<RtnQuantizeProgress>
+    {
+        public void Report(RtnQuantizeProgress v) => bar.Report(new QuantizeProgress(v.Fraction, v.Tensor, v.Index, v.Count));
     }
 
     private static void WriteSummary(TextWriter o, QuantizeResult r, bool perTensor)

@@ -1,6 +1,7 @@
 using QuantServe.Engine.Formats.Gguf;
 using QuantServe.Engine.Formats.HuggingFace;
 using QuantServe.Engine.Formats.Llama2c;
+using QuantServe.Engine.Formats.QuantizedFolder;
 
 namespace QuantServe.Engine.Models;
 
@@ -17,6 +18,7 @@ public static class ModelLoader
             return null;
         }
         if (!Directory.Exists(path)) return null;
+        if (QuantizedFolderLayout.IsQuantizedFolder(path)) return "quantserve";
         if (File.Exists(Path.Combine(path, "config.json"))) return "safetensors";
         if (Llama2cModelLoader.IsLlama2cFolder(path)) return "llama2c";
         return null;
@@ -32,6 +34,7 @@ public static class ModelLoader
             "llama2c" => Llama2cModelLoader.Load(path),
             "gguf" => GgufModelLoader.Load(path),
             "safetensors" => HuggingFaceModelLoader.Load(path),
+            "quantserve" => QuantizedFolderLoader.Load(path),
             _ => throw new ModelLoadException(path, "not a recognised model: expected a .gguf file, a Hugging Face folder (config.json + safetensors) or a llama2.c checkpoint with a tok*.bin tokenizer"),
         };
     }

@@ -29,7 +29,21 @@ public static class TensorFormats
     public static TensorFormat? ForGgml(GgmlType type) { lock (ByName) return ByGgml.GetValueOrDefault(type); }
 
     /// <summary>The format with the given type name (case-insensitive), or null.</summary>
-    public static TensorFormat? ForName(string name) { lock (ByName) return ByName.GetValueOrDefault(name); }
+    public static TensorFormat? ForName(string name)
+    {
+        lock (ByName)
+        {
+            if (ByName.TryGetValue(name, out var f)) return f;
+            // Parameterised formats (int4-g96, int3-g48-asym, …) are created on first use; the canonical name is registered
+            // too, so int8-g0 and int8 resolve to the same instance.
+            var parsed = QuantServe.Engine.Quantization.Formats.RtnFormats.Parse(name);
+            if (parsed == null) return null;
+            if (ByName.TryGetValue(parsed.Name, out var known)) parsed = (QuantServe.Engine.Quantization.Formats.RtnFormat)known;
+            ByName[parsed.Name] = parsed;
+            ByName[name] = parsed;
+            return parsed;
+        }
+    }
 
     /// <summary>Every registered format.</summary>
     public static IReadOnlyList<TensorFormat> All { get { lock (ByName) return ByName.Values.Distinct().ToList(); } }

@@ -44,6 +44,29 @@ public sealed class QuantizeCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Quantize_Stories260KToInt4G32_WritesLoadableQuantizedFolder()
+    {
+        string target = Path.Combine(_dir, "stories-int4");
+        var (exit, output, error) = await RunAsync("quantize", "--model", SharedAssets.Stories260K, "--out", target, "--type", "int4-g32", "--threads", "2");
+        Assert.True(exit == 0, error);
+        Assert.Contains("100%", error);
+        Assert.Matches(@"int4-g32\s+35\s", output);
+        Assert.Matches(@"int8\s+1\s", output);
+        using var model = QuantServe.Engine.Models.ModelLoader.Load(target);
+        Assert.Equal("quantserve", model.SourceFormat);
+        Assert.Equal("int4-g32", model.Weights.Layers[4].Down.Format.Name);
+    }
+
+    [Fact]
+    public async Task Quantize_RtnTypeWithImatrix_FailsAndWritesNothing()
+    {
+        var (exit, _, error) = await RunAsync("quantize", "--model", SharedAssets.Stories260K, "--out", Path.Combine(_dir, "q"), "--type", "nf4", "--imatrix", "x.dat");
+        Assert.Equal(1, exit);
+        Assert.Contains("GGUF types only", error);
+        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+    }
+
+    [Fact]
     public async Task Quantize_UnknownType_FailsListingValidTypesAndWritesNothing()
     {
         string target = Path.Combine(_dir, "out.gguf");

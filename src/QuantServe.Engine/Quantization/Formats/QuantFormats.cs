@@ -8,6 +8,7 @@ public static class QuantFormats
     /// <summary>Every quantized format.</summary>
     public static IEnumerable<TensorFormat> All =>
     [
+        .. RtnFormats.Common,
         Q4_0Format.Instance,
         Q4_1Format.Instance,
         Q5_0Format.Instance,
