@@ -158,7 +158,21 @@ public sealed class ModelRegistry : IDisposable
     /// <summary>Adds models that appeared in the models directory (entries never disappear while the server runs).</summary>
     private void Rescan()
     {
-        string? dir = _options.ModelsDirectory;
+        Scan(_options.ModelsDirectory);
+        // Models produced by quantization jobs: a second models directory that may not exist yet.
+        string produced = _options.ResolveProducedModelsDirectory();
+        if (Directory.Exists(produced)) Scan(produced);
+    }
+
+    /// <summary>Makes a model just written into a models directory servable at once (the next lookup would find it too).</summary>
+    public ModelEntry? Register(string id)
+    {
+        Rescan();
+        lock (_gate) return _entries.GetValueOrDefault(id);
+    }
+
+    private void Scan(string? dir)
+    {
         if (string.IsNullOrWhiteSpace(dir)) return;
         ModelCatalog catalog;
         try
