@@ -47,7 +47,7 @@ public sealed class JobsSettings
 {
     /// <summary>Section name.</summary>
     public const string Section = "QuantServe:Jobs";
-    /// <summary>Jobs run at once.</summary>
+    /// <summary>Jobs run at once; 0 accepts and stores jobs without running them (a paused server).</summary>
     public int Concurrency { get; set; } = 1;
     /// <summary>Jobs waiting in memory at most; submissions beyond it are refused with 503.</summary>
     public int QueueCapacity { get; set; } = 256;

@@ -36,7 +36,7 @@ public sealed class JobWorker : BackgroundService
         var queued = _store.QueuedIds();
         foreach (var id in queued) _queue.TryEnqueue(id);
         if (queued.Count > 0) _log.LogInformation("Resuming {Count} queued job(s), {Requeued} of them interrupted", queued.Count, requeued);
-        var loops = Enumerable.Range(0, Math.Max(1, _settings.Concurrency)).Select(_ => Task.Run(() => Loop(stoppingToken), CancellationToken.None));
+        var loops = Enumerable.Range(0, Math.Max(0, _settings.Concurrency)).Select(_ => Task.Run(() => Loop(stoppingToken), CancellationToken.None));
         await Task.WhenAll(loops);
     }
 
