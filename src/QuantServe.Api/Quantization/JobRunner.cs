@@ -75,8 +75,12 @@ public sealed class JobRunner
         string final = Path.Combine(ModelsDirectory, modelId + ".gguf");
         double baseProgress = 0;
         string stage = "load";
+        var timings = new Dictionary<string, double>(StringComparer.Ordinal);
+        var clock = Stopwatch.StartNew();
         void Enter(string s)
         {
+            timings[stage] = Math.Round(clock.Elapsed.TotalSeconds, 3);
+            clock.Restart();
             baseProgress = Weights.TakeWhile(w => w.Stage != s).Sum(w => w.Weight);
             stage = s;
             _store.Progress(job.Id, s, baseProgress);
@@ -129,6 +133,7 @@ public sealed class JobRunner
 
             Enter("register");
             cancellation.ThrowIfCancellationRequested();
+            timings.Remove("register");
             long size = new FileInfo(partial).Length;
             long originalSize = new FileInfo(source).Length;
             var report = new
@@ -149,6 +154,7 @@ public sealed class JobRunner
                 Layers = layers,
                 Vram = VramJson(vram),
                 Task = task,
+                StageSeconds = timings,
             };
             quant.Dispose();
             File.Move(partial, final, overwrite: true);

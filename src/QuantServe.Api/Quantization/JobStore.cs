@@ -42,7 +42,8 @@ public sealed class JobStore
         var c = new SqliteConnection(_connectionString);
         c.Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "PRAGMA busy_timeout=30000;";
+        // WAL with synchronous=NORMAL stays consistent after a crash (only the last commits can be lost on power failure).
+        cmd.CommandText = "PRAGMA busy_timeout=30000; PRAGMA synchronous=NORMAL;";
         cmd.ExecuteNonQuery();
         return c;
     }
