@@ -24,7 +24,7 @@ public sealed class QuantizationTelemetry : IDisposable
         _ppl = _meter.CreateHistogram<double>("quantserve.quantization.perplexity_ratio", null, "Quantized / base perplexity on the evaluation text.");
         _kld = _meter.CreateHistogram<double>("quantserve.quantization.kl_divergence", null, "Mean KL divergence of the quantized model from the base.");
         _top1 = _meter.CreateHistogram<double>("quantserve.quantization.top1_agreement", null, "Fraction of positions whose top token agrees with the base.");
-        _degradation = _meter.CreateHistogram<double>("quantserve.quantization.degradation_pct", "%", "Task-eval score loss of the quantized model.");
+        _degradation = _meter.CreateHistogram<double>("quantserve.quantization.degradation_pct", null, "Task-eval score loss of the quantized model.");
         _duration = _meter.CreateHistogram<double>("quantserve.quantization.job.duration", "s", "Quantization job duration.");
         _meter.CreateObservableGauge("quantserve.quantization.queue_depth", () => (long)queue.Depth, "{job}", "Jobs waiting for a worker.");
         _meter.CreateObservableGauge("quantserve.model.vram", ObserveVram, "By", "Estimated accelerator memory of a model by component.");

@@ -76,6 +76,13 @@ public sealed class QuantizeEndpointTests : IAsyncLifetime
         Assert.Equal("prose-15m-f16:q8_0", (string?)JsonNode.Parse(text)!["model"]);
         Assert.False(string.IsNullOrEmpty((string?)JsonNode.Parse(text)!["choices"]![0]!["text"]));
 
+        string metrics = await _host.Client.GetStringAsync("/metrics");
+        Assert.Contains("quantserve_quantization_perplexity_ratio_count", metrics);
+        Assert.Contains("quantserve_quantization_kl_divergence_count", metrics);
+        Assert.Contains("quantserve_quantization_job_duration_seconds_count", metrics);
+        Assert.Contains("quantserve_model_vram_bytes{", metrics);
+        Assert.Contains("quantserve_quantization_queue_depth", metrics);
+
         var list = JsonNode.Parse(await _host.Client.GetStringAsync("/quantize?limit=5"))!;
         Assert.Equal(1, (long)list["total"]!);
         Assert.Equal(id, (string?)list["data"]![0]!["id"]);
