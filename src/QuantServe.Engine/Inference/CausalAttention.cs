@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using QuantServe.Engine.Kernels.Cpu;
 
 namespace QuantServe.Engine.Inference;
@@ -55,12 +54,8 @@ internal sealed unsafe class CausalAttention : IParallelWork
         var values = cache.ValueArray(_layer);
         var scores = _scores[worker].AsSpan(0, pos + 1);
         int offset = kvh * _headDim;
-        for (int j = 0; j <= pos; j++)
-            scores[j] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(keys, j * _kvDim + offset, _headDim)) * _scale;
+        AttentionScores.ScaledDots(q, keys.AsSpan(offset), _kvDim, pos + 1, _scale, scores);
         Softmax.InPlace(scores);
-        var output = new Span<float>(_out, t * _qDim + h * _headDim, _headDim);
-        output.Clear();
-        for (int j = 0; j <= pos; j++)
-            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(values, j * _kvDim + offset, _headDim), scores[j], output, output);
+        AttentionScores.WeightedSum(scores, values.AsSpan(offset), _kvDim, pos + 1, new Span<float>(_out, t * _qDim + h * _headDim, _headDim));
     }
 }

@@ -88,6 +88,10 @@ public sealed class Sampler
     /// <summary>Index of the largest value, the lowest index on ties (NaN never wins).</summary>
     public static int ArgMax(ReadOnlySpan<float> values)
     {
+        if (values.IsEmpty) return 0;
+        // The vectorised search returns the first maximum; it reports a NaN if there is one, and then the scalar loop decides.
+        int index = TensorPrimitives.IndexOfMax(values);
+        if (!float.IsNaN(values[index])) return index;
         int best = 0;
         float max = float.NegativeInfinity;
         for (int i = 0; i < values.Length; i++)

@@ -9,12 +9,13 @@ namespace QuantServe.Engine.Inference;
 /// <summary>
 /// The engine's high-level API: streams generated tokens and text for a prompt, and scores token sequences.
 /// A prompt is processed in one batched forward pass (in pieces of the model's maximum batch), then tokens are decoded one
-/// at a time. Several generations may run concurrently on one instance: each has its own cache and sampler, and their
-/// forward passes take turns on the shared <see cref="LlamaModel"/>.
+/// at a time. Several generations may run concurrently on one instance: each has its own cache and sampler, and the
+/// steps they need at the same moment run as ONE batched forward pass on the shared <see cref="LlamaModel"/>
+/// (continuous batching: a new prompt joins the running sequences' next decode step).
 /// </summary>
 public sealed class TextGenerator
 {
-    private readonly object _gate = new();
+    private readonly ForwardBatcher _batcher;
     private float[]? _scoreLogits;
 
     /// <summary>Wraps <paramref name="model"/>; <paramref name="maxBatchTokens"/> bounds one forward piece.</summary>
@@ -22,7 +23,23 @@ public sealed class TextGenerator
         : this(new LlamaModel(model, maxBatchTokens, pool)) { }
 
     /// <summary>Wraps an existing forward-pass instance (which this generator then uses exclusively).</summary>
-    public TextGenerator(LlamaModel model) => Model = model;
+    public TextGenerator(LlamaModel model)
+    {
+        Model = model;
+        _batcher = new ForwardBatcher(model);
+    }
+
+    /// <summary>Batching statistics: forward passes run for generation, the sequence steps they served, and the widest batch.</summary>
+    public (long ForwardPasses, long SequenceSteps, int WidestBatch) BatchStatistics
+    {
+        get
+        {
+            var (passes, sequences) = _batcher.Counts;
+            return (passes, sequences, _batcher.WidestBatch);
+        }
+    }
+
+    internal ForwardBatcher Batcher => _batcher;
 
     /// <summary>The forward pass.</summary>
     public LlamaModel Model { get; }
@@ -81,35 +98,43 @@ public sealed class TextGenerator
 
         if (options.MaxTokens == 0) yield break;
         cancellation.ThrowIfCancellationRequested();
-        lock (_gate) Model.Forward([new SequenceChunk(cache, history.AsMemory(0, length), 0)], logits);
-
-        for (int generated = 1; ; generated++)
+        _batcher.Enter(); // the batcher waits briefly for active sequences' steps; Leave runs even if the consumer stops early
+        try
         {
-            // The budget (token limit or context, whichever ends first) leaves the last slot for the stop token, so a
-            // constrained output can finish before generation is cut.
-            if (constraint != null && constraint.ApplyToLogits(logits, Math.Min(options.MaxTokens - generated, capacity - length)) == 0)
-                throw new InvalidOperationException("the output constraint allows no token here (the vocabulary cannot continue it)");
-            int token = sampler.Sample(logits, history.AsSpan(0, length));
-            constraint?.Accept(token);
-            float? logprob = wantLogprob ? sampler.LastLogprob : null;
-            TokenLogprob[]? top = wantTop ? sampler.LastTopLogprobs.ToArray() : null;
-            if (stops.Contains(token) || constraint is { IsFinished: true })
+            var step = new ForwardBatcher.Step { Cache = cache, Tokens = history.AsMemory(0, length), Start = 0, Logits = logits };
+            _batcher.Run(step);
+
+            for (int generated = 1; ; generated++)
             {
+                // The budget (token limit or context, whichever ends first) leaves the last slot for the stop token, so a
+                // constrained output can finish before generation is cut.
+                if (constraint != null && constraint.ApplyToLogits(logits, Math.Min(options.MaxTokens - generated, capacity - length)) == 0)
+                    throw new InvalidOperationException("the output constraint allows no token here (the vocabulary cannot continue it)");
+                int token = sampler.Sample(logits, history.AsSpan(0, length));
+                constraint?.Accept(token);
+                float? logprob = wantLogprob ? sampler.LastLogprob : null;
+                TokenLogprob[]? top = wantTop ? sampler.LastTopLogprobs.ToArray() : null;
+                if (stops.Contains(token) || constraint is { IsFinished: true })
+                {
+                    text.Clear();
+                    decoder.Flush(text);
+                    yield return new GeneratedToken(token, text.ToString(), logprob, top, FinishReason.Stop);
+                    yield break;
+                }
+                history[length++] = token;
                 text.Clear();
-                decoder.Flush(text);
-                yield return new GeneratedToken(token, text.ToString(), logprob, top, FinishReason.Stop);
-                yield break;
+                decoder.Append(token, text);
+                bool last = generated >= options.MaxTokens || length > capacity; // a token sampled at the last position cannot be fed back
+                if (last) decoder.Flush(text);
+                yield return new GeneratedToken(token, text.ToString(), logprob, top, last ? FinishReason.Length : null);
+                if (last) yield break;
+                cancellation.ThrowIfCancellationRequested();
+                step.Tokens = history.AsMemory(length - 1, 1);
+                step.Start = length - 1;
+                _batcher.Run(step);
             }
-            history[length++] = token;
-            text.Clear();
-            decoder.Append(token, text);
-            bool last = generated >= options.MaxTokens || length > capacity; // a token sampled at the last position cannot be fed back
-            if (last) decoder.Flush(text);
-            yield return new GeneratedToken(token, text.ToString(), logprob, top, last ? FinishReason.Length : null);
-            if (last) yield break;
-            cancellation.ThrowIfCancellationRequested();
-            lock (_gate) Model.Forward([new SequenceChunk(cache, history.AsMemory(length - 1, 1), length - 1)], logits);
         }
+        finally { _batcher.Leave(); }
     }
 
     private HashSet<int> StopSet(GenerationOptions options)
@@ -148,8 +173,9 @@ public sealed class TextGenerator
         var cache = Model.CreateCache(n);
         var sampler = topLogprobs > 0 ? new Sampler(c.VocabSize, new SamplingOptions { TopLogprobs = topLogprobs, Temperature = 0 }) : null;
         double sum = 0;
-        int piece = Model.MaxBatchTokens, vocab = c.VocabSize;
-        lock (_gate)
+        // Logits for every position of a piece: cap the buffer at 8M floats (32 MB) however large the vocabulary.
+        int vocab = c.VocabSize, piece = Math.Clamp((8 << 20) / vocab, 1, Model.MaxBatchTokens);
+        lock (_batcher.Gate)
         {
             var logits = _scoreLogits ??= new float[(long)piece * vocab];
             // Positions 0..n−2 predict tokens 1..n−1; the last token needs no forward pass.

@@ -89,6 +89,28 @@ public class TextGeneratorTests : IDisposable
     }
 
     [Fact]
+    public void Generate_StepsQueuedTogether_RunAsOneBatchAndMatchAlone()
+    {
+        string[] prompts = ["Once upon a time", "Lily and Ben", "The cat"];
+        var alone = prompts.Select(p => string.Concat(new TextGenerator(_model).Generate(p, Greedy(25)).Select(t => t.Text))).ToArray();
+
+        var shared = new TextGenerator(_model);
+        var results = new string[prompts.Length];
+        Monitor.Enter(shared.Batcher.Gate); // hold the model so every prompt step queues up behind it
+        var threads = prompts.Select((p, i) => new Thread(() => results[i] = string.Concat(shared.Generate(p, Greedy(25)).Select(t => t.Text)))).ToArray();
+        foreach (var t in threads) t.Start();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (shared.Batcher.Queued < prompts.Length && DateTime.UtcNow < deadline) Thread.Sleep(1);
+        Monitor.Exit(shared.Batcher.Gate);
+        foreach (var t in threads) t.Join();
+
+        Assert.Equal(alone, results);
+        var stats = shared.BatchStatistics;
+        Assert.True(stats.WidestBatch >= prompts.Length, $"widest batch {stats.WidestBatch}");
+        Assert.True(stats.SequenceSteps > stats.ForwardPasses, $"{stats.SequenceSteps} steps in {stats.ForwardPasses} passes");
+    }
+
+    [Fact]
     public void Generate_PromptLongerThanContext_ThrowsArgumentException()
     {
         var prompt = Enumerable.Repeat(5, _model.Config.ContextLength).ToArray();

@@ -135,6 +135,9 @@ public unsafe class FloatFormatKernelTests
                 var v512 = F16Decoder.Load512(row, i);
                 var v256 = F16Decoder.Load256(row, i);
                 var v128 = F16Decoder.Load128(row, i);
+                var f512 = F16FiniteDecoder.Load512(row, i);
+                var f256 = F16FiniteDecoder.Load256(row, i);
+                var f128 = F16FiniteDecoder.Load128(row, i);
                 for (int j = 0; j < 16; j++)
                 {
                     float expected = (float)BitConverter.UInt16BitsToHalf((ushort)(i + j));
@@ -142,6 +145,10 @@ public unsafe class FloatFormatKernelTests
                     Check(expected, v512[j], i + j);
                     if (j < 8) Check(expected, v256[j], i + j);
                     if (j < 4) Check(expected, v128[j], i + j);
+                    if (!float.IsFinite(expected)) continue; // the finite decoder is only used on matrices without Inf/NaN
+                    Check(expected, f512[j], i + j);
+                    if (j < 8) Check(expected, f256[j], i + j);
+                    if (j < 4) Check(expected, f128[j], i + j);
                 }
             }
         }
@@ -150,6 +157,27 @@ public unsafe class FloatFormatKernelTests
         {
             if (float.IsNaN(expected)) Assert.True(float.IsNaN(actual), $"0x{pattern:X4}: expected NaN, got {actual}");
             else Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(actual), $"0x{pattern:X4}: expected {expected}, got {actual}");
+        }
+    }
+
+    [Fact]
+    public void DotRows_F16MatrixWithInfinity_PropagatesInfinityOnEveryPath()
+    {
+        var storage = GC.AllocateArray<Half>(2 * 40, pinned: true);
+        for (int i = 0; i < storage.Length; i++) storage[i] = (Half)0.5f;
+        storage[40 + 7] = Half.PositiveInfinity;
+        fixed (Half* p = storage)
+        {
+            var w = new WeightMatrix("inf", F16Format.Instance, 2, 40, (byte*)p);
+            Assert.False(F16Format.IsFinite(w));
+            var x = Enumerable.Repeat(1f, 40).ToArray();
+            foreach (var path in KernelPaths.Available)
+            {
+                var y = new float[2];
+                F16Format.Instance.DotRows(path, w, 0, 2, MemoryMarshal.AsBytes(x.AsSpan()), 160, 1, y, 2);
+                Assert.Equal(20f, y[0]);
+                Assert.True(float.IsPositiveInfinity(y[1]), $"{path}: {y[1]}");
+            }
         }
     }
 

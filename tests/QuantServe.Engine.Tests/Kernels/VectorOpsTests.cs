@@ -89,6 +89,23 @@ public class VectorOpsTests
     }
 
     [Fact]
+    public void Rope_FarPositionThenNearOne_TableGrowsAndMatchesFreshTable()
+    {
+        var growing = new RopeTable(8, 10000, 10000f, 1f, RopeStyle.Neox);
+        var a = Random(8, 6);
+        var b = a.ToArray();
+        growing.Apply(a, 9999); // beyond the first tabulated rows
+        var fresh = new RopeTable(8, 10000, 10000f, 1f, RopeStyle.Neox);
+        fresh.Apply(b, 9999);
+        Assert.Equal(b, a);
+        var c = Random(8, 7);
+        var d = c.ToArray();
+        growing.Apply(c, 3);
+        new RopeTable(8, 4, 10000f, 1f, RopeStyle.Neox).Apply(d, 3);
+        Assert.Equal(d, c);
+    }
+
+    [Fact]
     public void Rope_PositionZero_IsIdentity()
     {
         var table = new RopeTable(16, 4, 10000f, 1f, RopeStyle.Neox);

@@ -13,6 +13,7 @@ public static class SwiGlu
     /// </summary>
     public static void Apply(Span<float> gate, ReadOnlySpan<float> up) => Apply(KernelPaths.Best, gate, up);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Apply(SimdPath path, Span<float> gate, ReadOnlySpan<float> up)
     {
         if (up.Length != gate.Length) throw new ArgumentException($"SwiGlu: gate has {gate.Length} elements, up {up.Length}");

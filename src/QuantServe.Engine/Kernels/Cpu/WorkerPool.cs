@@ -8,10 +8,15 @@ namespace QuantServe.Engine.Kernels.Cpu;
 /// N threads starts N−1 background threads. Between dispatches the workers spin for a short while (decoding issues
 /// dozens of small matmuls per token, microseconds apart, and waking a blocked thread costs more than the work), then
 /// block so an idle server burns no CPU. A dispatch allocates nothing.
+/// <para>Items are claimed from a single 64-bit ticket (dispatch number in the high half, next item in the low half) and a
+/// dispatch ends when every item has completed — not when every worker has checked in. A worker that the OS has not
+/// scheduled (the machine may be oversubscribed) therefore never delays a dispatch: the threads that are running take
+/// all the items. A late worker's claim fails because the ticket's dispatch number has moved on.</para>
 /// </summary>
 public sealed class WorkerPool : IDisposable
 {
     private static readonly long SpinTicks = Stopwatch.Frequency / 5000; // 200 µs of spinning before blocking
+    private const long Closed = 0xFFFF_FFFFL;                            // low half while a dispatch is being set up
 
     [ThreadStatic] private static WorkerPool? _inside;
 
@@ -20,9 +25,9 @@ public sealed class WorkerPool : IDisposable
     private readonly object _dispatch = new();
     private IParallelWork? _work;
     private int _count;
-    private int _next;
-    private int _active;
-    private long _generation;
+    private long _ticket;        // (dispatch << 32) | next item
+    private int _completed;
+    private long _dispatchNumber;
     private int _sleepers;
     private volatile bool _disposed;
     private Exception? _error;
@@ -65,33 +70,43 @@ public sealed class WorkerPool : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         lock (_dispatch)
         {
+            long number = _dispatchNumber + 1;
+            // Close the ticket before changing the operands, so a late worker cannot pair old claims with new work.
+            Volatile.Write(ref _ticket, (number << 32) | Closed);
             _work = work;
             _count = count;
-            _next = 0;
+            _completed = 0;
             _error = null;
-            Volatile.Write(ref _active, _threads.Length);
-            Interlocked.Increment(ref _generation); // full fence: workers see the fields above, and we see _sleepers below
+            Interlocked.Exchange(ref _ticket, number << 32); // full fence: operands are visible before the ticket opens
+            Interlocked.Exchange(ref _dispatchNumber, number); // wakes spinning workers; full fence before reading _sleepers
             if (Volatile.Read(ref _sleepers) > 0)
                 lock (_sleep) Monitor.PulseAll(_sleep);
             _inside = this;
             try { Drain(0); }
             finally { _inside = null; }
             var spin = new SpinWait();
-            while (Volatile.Read(ref _active) != 0) spin.SpinOnce(-1);
+            while (Volatile.Read(ref _completed) != count) spin.SpinOnce(-1);
             _work = null;
             if (_error is { } e) ExceptionDispatchInfo.Capture(e).Throw();
         }
     }
 
+    /// <summary>Claims and runs items of the open dispatch until none is left.</summary>
     private void Drain(int worker)
     {
-        var work = _work!;
-        int count = _count;
-        int i;
-        while ((i = Interlocked.Increment(ref _next) - 1) < count)
+        while (true)
         {
-            try { work.Execute(i, worker); }
+            long ticket = Volatile.Read(ref _ticket);
+            long index = ticket & Closed;
+            if (index == Closed) return;
+            var work = _work;
+            int count = _count;
+            if (work == null || index >= count) return;
+            // The claim succeeds only if the ticket is unchanged, i.e. work and count above belong to this dispatch.
+            if (Interlocked.CompareExchange(ref _ticket, ticket + 1, ticket) != ticket) continue;
+            try { work.Execute((int)index, worker); }
             catch (Exception e) { Interlocked.CompareExchange(ref _error, e, null); }
+            Interlocked.Increment(ref _completed);
         }
     }
 
@@ -101,10 +116,10 @@ public sealed class WorkerPool : IDisposable
         long seen = 0;
         while (true)
         {
-            long generation;
+            long number;
             long spinStart = Stopwatch.GetTimestamp();
             int spins = 0;
-            while ((generation = Volatile.Read(ref _generation)) == seen && !_disposed)
+            while ((number = Volatile.Read(ref _dispatchNumber)) == seen && !_disposed)
             {
                 if (++spins < 64 || Stopwatch.GetTimestamp() - spinStart < SpinTicks)
                 {
@@ -113,24 +128,23 @@ public sealed class WorkerPool : IDisposable
                 }
                 lock (_sleep)
                 {
-                    Interlocked.Increment(ref _sleepers); // full fence before re-reading the generation
-                    while (Volatile.Read(ref _generation) == seen && !_disposed) Monitor.Wait(_sleep);
+                    Interlocked.Increment(ref _sleepers); // full fence before re-reading the dispatch number
+                    while (Volatile.Read(ref _dispatchNumber) == seen && !_disposed) Monitor.Wait(_sleep);
                     Interlocked.Decrement(ref _sleepers);
                 }
                 spins = 0;
                 spinStart = Stopwatch.GetTimestamp();
             }
             if (_disposed) return;
-            seen = generation;
+            seen = number;
             Drain(worker);
-            Interlocked.Decrement(ref _active);
         }
     }
 
     /// <inheritdoc />
     public void Dispose()
     {
-        if (_disposed || ReferenceEquals(this, SharedPool.IsValueCreated ? SharedPool.Value : null)) return;
+        if (_disposed || (SharedPool.IsValueCreated && ReferenceEquals(this, SharedPool.Value))) return;
         _disposed = true;
         lock (_sleep) Monitor.PulseAll(_sleep);
         foreach (var t in _threads) t.Join();

@@ -12,6 +12,8 @@ namespace QuantServe.Engine.Tensors.Formats;
 /// <para>Blocking: with one activation (decoding) four rows share each activation load. With several activations a
 /// block of four rows is decoded once into per-thread F32 scratch and multiplied against four activations at a time
 /// (4×4 register tile), so each weight is decoded once per call and each activation load feeds four rows.</para>
+/// <para>The kernels are compiled fully optimised on first call (AggressiveOptimization): tier-0 code of generic vector
+/// methods is an order of magnitude slower, and the first seconds of a benchmark or a server would run it.</para>
 /// </summary>
 internal static unsafe class FloatDotKernels
 {
@@ -32,6 +34,7 @@ internal static unsafe class FloatDotKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunScalar<TDec>(WeightMatrix w, int rowStart, int rowEnd, byte* act, int actStride, int batch, float* y, int yStride)
         where TDec : IElementDecoder
     {
@@ -49,6 +52,7 @@ internal static unsafe class FloatDotKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run<TS, TV, TDec>(WeightMatrix w, int rowStart, int rowEnd, byte* act, int actStride, int batch, float* y, int yStride)
         where TS : IFloatSimd<TV> where TV : struct where TDec : IElementDecoder
     {
@@ -87,6 +91,7 @@ internal static unsafe class FloatDotKernels
     }
 
     /// <summary>Rows [r0, r1) of the matrix at <paramref name="data"/> times every activation; outputs go to column rowOffset + r.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tiles<TS, TV, TDec>(byte* data, long rb, int r0, int r1, float* x, int xs, int batch, int n, float* y, int yStride, int rowOffset)
         where TS : IFloatSimd<TV> where TV : struct where TDec : IElementDecoder
     {
@@ -117,15 +122,30 @@ internal static unsafe class FloatDotKernels
         }
     }
 
+    /// <summary>
+    /// Decodes one vector of elements. Dispatching on typeof(TV) here, instead of through a generic method of
+    /// <see cref="IFloatSimd{TV}"/>, keeps the call resolvable at JIT time (a generic virtual method would be looked up at
+    /// run time on every call); the branches fold away in each specialisation.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV Load<TV, TDec>(byte* row, int i) where TV : struct where TDec : IElementDecoder
+    {
+        if (typeof(TV) == typeof(Vector512<float>)) return Unsafe.BitCast<Vector512<float>, TV>(TDec.Load512(row, i));
+        if (typeof(TV) == typeof(Vector256<float>)) return Unsafe.BitCast<Vector256<float>, TV>(TDec.Load256(row, i));
+        if (typeof(TV) == typeof(Vector128<float>)) return Unsafe.BitCast<Vector128<float>, TV>(TDec.Load128(row, i));
+        throw new NotSupportedException(typeof(TV).Name);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Decode<TS, TV, TDec>(byte* row, float* dst, int n)
         where TS : IFloatSimd<TV> where TV : struct where TDec : IElementDecoder
     {
         int c = 0;
-        for (; c + TS.Count <= n; c += TS.Count) TS.Store(TS.Decode<TDec>(row, c), dst + c);
+        for (; c + TS.Count <= n; c += TS.Count) TS.Store(Load<TV, TDec>(row, c), dst + c);
         for (; c < n; c++) dst[c] = TDec.Scalar(row, c);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot1x1<TS, TV, TDec>(byte* w, float* x, int n)
         where TS : IFloatSimd<TV> where TV : struct where TDec : IElementDecoder
     {
@@ -133,12 +153,12 @@ internal static unsafe class FloatDotKernels
         int c = 0, k = TS.Count;
         for (; c + 2 * k <= n; c += 2 * k)
         {
-            a0 = TS.MultiplyAdd(TS.Decode<TDec>(w, c), TS.Load(x + c), a0);
-            a1 = TS.MultiplyAdd(TS.Decode<TDec>(w, c + k), TS.Load(x + c + k), a1);
+            a0 = TS.MultiplyAdd(Load<TV, TDec>(w, c), TS.Load(x + c), a0);
+            a1 = TS.MultiplyAdd(Load<TV, TDec>(w, c + k), TS.Load(x + c + k), a1);
         }
         if (c + k <= n)
         {
-            a0 = TS.MultiplyAdd(TS.Decode<TDec>(w, c), TS.Load(x + c), a0);
+            a0 = TS.MultiplyAdd(Load<TV, TDec>(w, c), TS.Load(x + c), a0);
             c += k;
         }
         float sum = TS.Sum(a0) + TS.Sum(a1);
@@ -146,6 +166,7 @@ internal static unsafe class FloatDotKernels
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot4x1<TS, TV, TDec>(byte* w, long rb, float* x, int n, float* y)
         where TS : IFloatSimd<TV> where TV : struct where TDec : IElementDecoder
     {
@@ -155,12 +176,13 @@ internal static unsafe class FloatDotKernels
         for (; c + TS.Count <= n; c += TS.Count)
         {
             TV xv = TS.Load(x + c);
-            a0 = TS.MultiplyAdd(TS.Decode<TDec>(w0, c), xv, a0);
-            a1 = TS.MultiplyAdd(TS.Decode<TDec>(w1, c), xv, a1);
-            a2 = TS.MultiplyAdd(TS.Decode<TDec>(w2, c), xv, a2);
-            a3 = TS.MultiplyAdd(TS.Decode<TDec>(w3, c), xv, a3);
+            a0 = TS.MultiplyAdd(Load<TV, TDec>(w0, c), xv, a0);
+            a1 = TS.MultiplyAdd(Load<TV, TDec>(w1, c), xv, a1);
+            a2 = TS.MultiplyAdd(Load<TV, TDec>(w2, c), xv, a2);
+            a3 = TS.MultiplyAdd(Load<TV, TDec>(w3, c), xv, a3);
         }
-        float s0 = TS.Sum(a0), s1 = TS.Sum(a1), s2 = TS.Sum(a2), s3 = TS.Sum(a3);
+        var sums = TS.Sum4(a0, a1, a2, a3);
+        float s0 = sums[0], s1 = sums[1], s2 = sums[2], s3 = sums[3];
         for (; c < n; c++)
         {
             float xc = x[c];
@@ -172,6 +194,7 @@ internal static unsafe class FloatDotKernels
         y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot1x4<TS, TV, TDec>(byte* w, float* x, int xs, int n, float* y)
         where TS : IFloatSimd<TV> where TV : struct where TDec : IElementDecoder
     {
@@ -180,13 +203,14 @@ internal static unsafe class FloatDotKernels
         int c = 0;
         for (; c + TS.Count <= n; c += TS.Count)
         {
-            TV wv = TS.Decode<TDec>(w, c);
+            TV wv = Load<TV, TDec>(w, c);
             a0 = TS.MultiplyAdd(wv, TS.Load(x0 + c), a0);
             a1 = TS.MultiplyAdd(wv, TS.Load(x1 + c), a1);
             a2 = TS.MultiplyAdd(wv, TS.Load(x2 + c), a2);
             a3 = TS.MultiplyAdd(wv, TS.Load(x3 + c), a3);
         }
-        float s0 = TS.Sum(a0), s1 = TS.Sum(a1), s2 = TS.Sum(a2), s3 = TS.Sum(a3);
+        var sums = TS.Sum4(a0, a1, a2, a3);
+        float s0 = sums[0], s1 = sums[1], s2 = sums[2], s3 = sums[3];
         for (; c < n; c++)
         {
             float wc = TDec.Scalar(w, c);
@@ -196,6 +220,7 @@ internal static unsafe class FloatDotKernels
     }
 
     /// <summary>Four rows × four activations; <c>y[j·4 + i]</c> = row i · activation j.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot4x4<TS, TV, TDec>(byte* w, long rb, float* x, int xs, int n, float* y)
         where TS : IFloatSimd<TV> where TV : struct where TDec : IElementDecoder
     {
@@ -209,19 +234,19 @@ internal static unsafe class FloatDotKernels
         for (; c + TS.Count <= n; c += TS.Count)
         {
             TV v0 = TS.Load(x0 + c), v1 = TS.Load(x1 + c), v2 = TS.Load(x2 + c), v3 = TS.Load(x3 + c);
-            TV q = TS.Decode<TDec>(w0, c);
+            TV q = Load<TV, TDec>(w0, c);
             a00 = TS.MultiplyAdd(q, v0, a00); a01 = TS.MultiplyAdd(q, v1, a01); a02 = TS.MultiplyAdd(q, v2, a02); a03 = TS.MultiplyAdd(q, v3, a03);
-            q = TS.Decode<TDec>(w1, c);
+            q = Load<TV, TDec>(w1, c);
             a10 = TS.MultiplyAdd(q, v0, a10); a11 = TS.MultiplyAdd(q, v1, a11); a12 = TS.MultiplyAdd(q, v2, a12); a13 = TS.MultiplyAdd(q, v3, a13);
-            q = TS.Decode<TDec>(w2, c);
+            q = Load<TV, TDec>(w2, c);
             a20 = TS.MultiplyAdd(q, v0, a20); a21 = TS.MultiplyAdd(q, v1, a21); a22 = TS.MultiplyAdd(q, v2, a22); a23 = TS.MultiplyAdd(q, v3, a23);
-            q = TS.Decode<TDec>(w3, c);
+            q = Load<TV, TDec>(w3, c);
             a30 = TS.MultiplyAdd(q, v0, a30); a31 = TS.MultiplyAdd(q, v1, a31); a32 = TS.MultiplyAdd(q, v2, a32); a33 = TS.MultiplyAdd(q, v3, a33);
         }
-        y[0] = TS.Sum(a00); y[1] = TS.Sum(a10); y[2] = TS.Sum(a20); y[3] = TS.Sum(a30);
-        y[4] = TS.Sum(a01); y[5] = TS.Sum(a11); y[6] = TS.Sum(a21); y[7] = TS.Sum(a31);
-        y[8] = TS.Sum(a02); y[9] = TS.Sum(a12); y[10] = TS.Sum(a22); y[11] = TS.Sum(a32);
-        y[12] = TS.Sum(a03); y[13] = TS.Sum(a13); y[14] = TS.Sum(a23); y[15] = TS.Sum(a33);
+        TS.Sum4(a00, a10, a20, a30).Store(y);
+        TS.Sum4(a01, a11, a21, a31).Store(y + 4);
+        TS.Sum4(a02, a12, a22, a32).Store(y + 8);
+        TS.Sum4(a03, a13, a23, a33).Store(y + 12);
         for (; c < n; c++)
         {
             float c0 = TDec.Scalar(w0, c), c1 = TDec.Scalar(w1, c), c2 = TDec.Scalar(w2, c), c3 = TDec.Scalar(w3, c);

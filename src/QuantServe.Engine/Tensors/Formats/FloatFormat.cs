@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using QuantServe.Engine.Kernels.Cpu;
 
 namespace QuantServe.Engine.Tensors.Formats;
@@ -60,14 +62,44 @@ public sealed unsafe class F32Format : FloatFormat
         => new ReadOnlySpan<float>(w.Data + row * w.RowBytes, w.Cols).CopyTo(destination);
 }
 
-/// <summary>IEEE binary16 weights (ggml F16); dequantized exactly.</summary>
+/// <summary>
+/// IEEE binary16 weights (ggml F16); dequantized exactly. Each matrix is scanned once, on first use, for Inf/NaN
+/// patterns: matrices without any (every real checkpoint) use the three-operation <see cref="F16FiniteDecoder"/>, the
+/// others the exact general decoder.
+/// </summary>
 public sealed unsafe class F16Format : FloatFormat
 {
     /// <summary>The single instance.</summary>
     public static readonly F16Format Instance = new();
+    private static readonly ConditionalWeakTable<WeightMatrix, StrongBox<bool>> Finite = new();
     private F16Format() { }
     private protected override void Kernel(SimdPath path, WeightMatrix w, int rowStart, int rowEnd, byte* act, int actStride, int batch, float* y, int yStride)
-        => FloatDotKernels.DotRows<F16Decoder>(path, w, rowStart, rowEnd, act, actStride, batch, y, yStride);
+    {
+        if (IsFinite(w)) FloatDotKernels.DotRows<F16FiniteDecoder>(path, w, rowStart, rowEnd, act, actStride, batch, y, yStride);
+        else FloatDotKernels.DotRows<F16Decoder>(path, w, rowStart, rowEnd, act, actStride, batch, y, yStride);
+    }
+
+    /// <summary>Whether no element of <paramref name="w"/> is Inf or NaN (exponent bits all ones); computed once per matrix.</summary>
+    internal static bool IsFinite(WeightMatrix w) => Finite.GetValue(w, static m => new StrongBox<bool>(Scan(m))).Value;
+
+    private static bool Scan(WeightMatrix w)
+    {
+        const ushort exponent = 0x7C00;
+        for (int r = 0; r < w.Rows; r++)
+        {
+            var row = new ReadOnlySpan<ushort>(w.Data + r * w.RowBytes, w.Cols);
+            int c = 0;
+            if (Vector512.IsHardwareAccelerated)
+                for (; c + 32 <= row.Length; c += 32)
+                {
+                    var v = Vector512.Create(row.Slice(c, 32)) & Vector512.Create(exponent);
+                    if (Vector512.EqualsAny(v, Vector512.Create(exponent))) return false;
+                }
+            for (; c < row.Length; c++)
+                if ((row[c] & exponent) == exponent) return false;
+        }
+        return true;
+    }
     /// <inheritdoc />
     public override string Name => "F16";
     /// <inheritdoc />

@@ -1,3 +1,4 @@
+using QuantServe.Engine.Formats.Gguf;
 using QuantServe.Engine.Quantization.Formats;
 using QuantServe.Engine.Tensors;
 using QuantServe.Engine.Tests.TestSupport;
@@ -10,17 +11,7 @@ namespace QuantServe.Engine.Tests.Quantization.Formats;
 /// </summary>
 public class KQuantBitExactnessTests
 {
-    private static readonly Lazy<KQuantGgufTestFile> F16 = new(() => new(Path.Combine(SharedAssets.Prose15mGguf, "prose-15m-f16.gguf")));
-    private static readonly Dictionary<string, KQuantGgufTestFile> Files = new();
-
-    private static KQuantGgufTestFile Open(string file)
-    {
-        lock (Files)
-        {
-            if (!Files.TryGetValue(file, out var f)) Files[file] = f = new KQuantGgufTestFile(Path.Combine(SharedAssets.Prose15mGguf, file));
-            return f;
-        }
-    }
+    private static GgufFile Open(string file) => GgufFile.Open(Path.Combine(SharedAssets.Prose15mGguf, file));
 
     /// <summary>Which llama.cpp file holds tensors of each k-quant type (see llama-cpp-reference.md).</summary>
     private static string FileFor(string type) => type switch
@@ -47,17 +38,24 @@ public class KQuantBitExactnessTests
     private static void Compare(string type, int maxRows)
     {
         var format = KQuantTestData.Format(type);
-        var quant = Open(FileFor(type));
-        var tensors = quant.Tensors.Values.Where(t => t.Type == format.Ggml).ToList();
+        using var f16 = Open("prose-15m-f16.gguf");
+        using var quant = Open(FileFor(type));
+        var tensors = quant.Tensors.Where(t => t.Type == format.Ggml).ToList();
         Assert.NotEmpty(tensors);
         foreach (var t in tensors)
         {
-            int cols = (int)t.Shape[0], rows = (int)Math.Min(t.Shape[1], maxRows);
-            var src = F16.Value.F16RowsAsFloat(F16.Value.Tensors[t.Name], 0, rows);
-            var expected = quant.Rows(t, 0, rows);
-            var actual = new byte[expected.Length];
+            var source = f16.Matrix(t.Name);
+            Assert.Equal(GgmlType.F16, f16.Tensor(t.Name).Type);
+            int cols = source.Cols, rows = Math.Min(source.Rows, maxRows);
             long rb = format.RowBytes(cols);
-            Parallel.For(0, rows, r => format.QuantizeRow(src.AsSpan(r * cols, cols), actual.AsSpan((int)(r * rb), (int)rb)));
+            var expected = t.Span[..(int)(rows * rb)];
+            var actual = new byte[expected.Length];
+            Parallel.For(0, rows, () => new float[cols], (r, _, row) =>
+            {
+                source.DequantizeRow((int)r, row);
+                format.QuantizeRow(row, actual.AsSpan((int)(r * rb), (int)rb));
+                return row;
+            }, _ => { });
             int mismatch = expected.SequenceCompareTo(actual) == 0 ? -1 : FirstDifference(expected, actual);
             Assert.True(mismatch < 0, $"{type} {t.Name}: first differing byte {mismatch} (row {mismatch / rb}, block {mismatch % rb / format.BlockBytes}, offset {mismatch % format.BlockBytes})");
         }
@@ -76,9 +74,11 @@ public class KQuantBitExactnessTests
     {
         var format = KQuantTestData.Format(type);
         double budget = type switch { "Q2_K" => 0.35, "Q3_K" => 0.20, "Q4_K" => 0.12, "Q5_K" => 0.06, _ => 0.03 };
-        var t = F16.Value.Tensors["blk.3.ffn_up.weight"];
-        int cols = (int)t.Shape[0], rows = 64;
-        var x = F16.Value.F16RowsAsFloat(t, 0, rows);
+        using var f16 = Open("prose-15m-f16.gguf");
+        var m = f16.Matrix("blk.3.ffn_up.weight");
+        int cols = m.Cols, rows = 64;
+        var x = new float[rows * cols];
+        for (int r = 0; r < rows; r++) m.DequantizeRow(r, x.AsSpan(r * cols, cols));
         var q = KQuantFormatTests.Quantize(format, x, rows, cols);
         var back = new float[x.Length];
         long rb = format.RowBytes(cols);

@@ -1,0 +1,99 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace QuantServe.Engine.Kernels.Cpu;
+
+/// <summary>
+/// The two inner loops of attention over a cache laid out [position × stride]: scaled query–key dot products and the
+/// probability-weighted sum of values. Head widths are small (32–128), so a library dot product per position would be
+/// dominated by call overhead; these loops keep the query (or the output) in registers across positions.
+/// Widest vector first (Vector512, Vector256, Vector128), scalar tail.
+/// </summary>
+public static unsafe class AttentionScores
+{
+    /// <summary><c>scores[j] = scale · Σ_c q[c] · keys[j·stride + c]</c> for j in [0, count), c in [0, q.Length).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ScaledDots(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, int stride, int count, float scale, Span<float> scores)
+    {
+        int d = q.Length;
+        if (count <= 0) return;
+        if ((long)(count - 1) * stride + d > keys.Length || scores.Length < count)
+            throw new ArgumentException($"attention: {count} positions of width {d} at stride {stride} exceed the buffers");
+        fixed (float* pq = q)
+        fixed (float* pk = keys)
+        fixed (float* ps = scores)
+        {
+            for (int j = 0; j < count; j++)
+            {
+                float* k = pk + (long)j * stride;
+                int c = 0;
+                float sum = 0;
+                if (Vector512.IsHardwareAccelerated && d >= 16)
+                {
+                    var acc = Vector512<float>.Zero;
+                    for (; c + 16 <= d; c += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(pq + c), Vector512.Load(k + c), acc);
+                    sum = Vector512.Sum(acc);
+                }
+                else if (Vector256.IsHardwareAccelerated && d >= 8)
+                {
+                    var acc = Vector256<float>.Zero;
+                    for (; c + 8 <= d; c += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(pq + c), Vector256.Load(k + c), acc);
+                    sum = Vector256.Sum(acc);
+                }
+                else if (Vector128.IsHardwareAccelerated && d >= 4)
+                {
+                    var acc = Vector128<float>.Zero;
+                    for (; c + 4 <= d; c += 4) acc = Vector128.FusedMultiplyAdd(Vector128.Load(pq + c), Vector128.Load(k + c), acc);
+                    sum = Vector128.Sum(acc);
+                }
+                for (; c < d; c++) sum += pq[c] * k[c];
+                ps[j] = sum * scale;
+            }
+        }
+    }
+
+    /// <summary><c>output[c] = Σ_j weights[j] · values[j·stride + c]</c> for c in [0, output.Length), j in [0, count).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void WeightedSum(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, int stride, int count, Span<float> output)
+    {
+        int d = output.Length;
+        output.Clear();
+        if (count <= 0) return;
+        if ((long)(count - 1) * stride + d > values.Length || weights.Length < count)
+            throw new ArgumentException($"attention: {count} positions of width {d} at stride {stride} exceed the buffers");
+        fixed (float* pw = weights)
+        fixed (float* pv = values)
+        fixed (float* po = output)
+        {
+            int c = 0;
+            // Column blocks of up to four vectors stay in registers while every position is accumulated.
+            if (Vector512.IsHardwareAccelerated)
+                for (; c + 16 <= d; c += 16)
+                {
+                    var acc = Vector512<float>.Zero;
+                    for (int j = 0; j < count; j++) acc = Vector512.FusedMultiplyAdd(Vector512.Create(pw[j]), Vector512.Load(pv + (long)j * stride + c), acc);
+                    acc.Store(po + c);
+                }
+            if (Vector256.IsHardwareAccelerated)
+                for (; c + 8 <= d; c += 8)
+                {
+                    var acc = Vector256<float>.Zero;
+                    for (int j = 0; j < count; j++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(pw[j]), Vector256.Load(pv + (long)j * stride + c), acc);
+                    acc.Store(po + c);
+                }
+            if (Vector128.IsHardwareAccelerated)
+                for (; c + 4 <= d; c += 4)
+                {
+                    var acc = Vector128<float>.Zero;
+                    for (int j = 0; j < count; j++) acc = Vector128.FusedMultiplyAdd(Vector128.Create(pw[j]), Vector128.Load(pv + (long)j * stride + c), acc);
+                    acc.Store(po + c);
+                }
+            for (; c < d; c++)
+            {
+                float acc = 0;
+                for (int j = 0; j < count; j++) acc += pw[j] * pv[(long)j * stride + c];
+                po[c] = acc;
+            }
+        }
+    }
+}
