@@ -106,9 +106,15 @@ public sealed class QuantizeEndpointTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Events_RunningJob_StreamsProgressUntilSucceeded()
+    public async Task Events_JobWithTaskEval_StreamsProgressUntilSucceeded()
     {
-        string id = await _host.SubmitAsync(ShortJob("Q4_0"));
+        var tasks = new object[]
+        {
+            new { prompt = "In the beginning God created", expected = " a", match = "contains", max_tokens = 4 },
+            new { prompt = "The quick brown fox", expected = @"^\s*of", match = "regex", max_tokens = 4 },
+            new { prompt = "The quick brown fox", match = "json", max_tokens = 4 },
+        };
+        string id = await _host.SubmitAsync(new { model = "prose-15m-f16", method = "Q4_0", context = 32, eval_tokens = 64, task_eval = tasks, degradation_threshold = 5 });
         using var response = await _host.Client.GetAsync($"/quantize/{id}/events", HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
@@ -121,6 +127,13 @@ public sealed class QuantizeEndpointTests : IAsyncLifetime
         }
         Assert.Equal("succeeded", events[^1]);
         Assert.Contains("progress", events);
-        Assert.Equal("succeeded", (string?)JsonNode.Parse(data!)!["status"]);
+        var job = JsonNode.Parse(data!)!;
+        Assert.Equal("succeeded", (string?)job["status"]);
+        // llama.cpp's F16 greedy text continues with " a" and " of"; no continuation of prose is a JSON document.
+        var task = job["result"]!["report"]!["task"]!;
+        Assert.Equal(3, (int)task["items"]!);
+        Assert.Equal(2.0 / 3, (double)task["score_base"]!, 6);
+        double degradation = (double)task["degradation_pct"]!;
+        Assert.Equal(degradation <= 5 ? "deploy" : "investigate", (string?)task["recommendation"]);
     }
 }
