@@ -64,6 +64,27 @@ public sealed class JobRunner
         }
     }
 
+    /// <summary>Deletes the upload of job <paramref name="jobId"/> (if any): once a job is final its source is not needed.</summary>
+    public void RemoveUpload(string jobId)
+    {
+        string dir = Path.Combine(_store.DataDirectory, "uploads", jobId);
+        try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { _log.LogWarning("Could not remove {Dir}: {Problem}", dir, e.Message); }
+    }
+
+    /// <summary>Removes uploads whose job is final or unknown (a crash during an upload or after a job ended).</summary>
+    public void RemoveStaleUploads()
+    {
+        string root = Path.Combine(_store.DataDirectory, "uploads");
+        if (!Directory.Exists(root)) return;
+        foreach (var dir in Directory.EnumerateDirectories(root))
+        {
+            string id = Path.GetFileName(dir);
+            if (_store.Find(id) is { } j && !JobStatus.IsTerminal(j.Status)) continue;
+            RemoveUpload(id);
+        }
+    }
+
     /// <summary>Runs <paramref name="job"/> (already marked running) to completion, failure or cancellation.</summary>
     public void Run(JobRecord job, CancellationToken cancellation)
     {
@@ -161,6 +182,7 @@ public sealed class JobRunner
             _registry.Register(modelId);
             _telemetry.RecordQuality(job.Model, method, quality, task?.DegradationPct);
             _telemetry.RecordVram(modelId, method, vram);
+            RemoveUpload(job.Id);
             _store.Succeed(job.Id, JsonSerializer.Serialize(new { ModelId = modelId, Report = report }, Json), DateTimeOffset.UtcNow);
             _log.LogInformation("Job {Job}: {Model} quantized to {Method} as {NewModel}", job.Id, job.Model, method, modelId);
         }
@@ -168,11 +190,13 @@ public sealed class JobRunner
         {
             TryDelete(partial);
             _log.LogInformation("Job {Job} stopped during {Stage}", job.Id, stage);
+            if (_store.Find(job.Id)?.Status == JobStatus.Cancelled) RemoveUpload(job.Id);
             throw new OperationCanceledException(cancellation);
         }
         catch (Exception e)
         {
             TryDelete(partial);
+            RemoveUpload(job.Id);
             _store.Fail(job.Id, $"{stage}: {e.Message}", DateTimeOffset.UtcNow);
             _log.LogWarning(e, "Job {Job} failed during {Stage}", job.Id, stage);
         }

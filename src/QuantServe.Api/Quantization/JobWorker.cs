@@ -33,6 +33,7 @@ public sealed class JobWorker : BackgroundService
         await Task.Yield();
         _runner.RemovePartialArtifacts();
         int requeued = _store.RequeueInterrupted();
+        _runner.RemoveStaleUploads();
         var queued = _store.QueuedIds();
         foreach (var id in queued) _queue.TryEnqueue(id);
         if (queued.Count > 0) _log.LogInformation("Resuming {Count} queued job(s), {Requeued} of them interrupted", queued.Count, requeued);

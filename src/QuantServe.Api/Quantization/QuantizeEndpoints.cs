@@ -222,13 +222,14 @@ public static class QuantizeEndpoints
     private static Results<Ok<JobView>, ProblemHttpResult> Get(string id, JobStore store)
         => store.Find(id) is { } j ? TypedResults.Ok(View(j)) : Problem(404, "Unknown job", $"no job '{id}'");
 
-    private static Results<Ok<JobView>, ProblemHttpResult> Cancel(string id, JobStore store, JobQueue queue)
+    private static Results<Ok<JobView>, ProblemHttpResult> Cancel(string id, JobStore store, JobQueue queue, JobRunner runner)
     {
         var j = store.Find(id);
         if (j is null) return Problem(404, "Unknown job", $"no job '{id}'");
         if (!store.Cancel(id, DateTimeOffset.UtcNow))
             return Problem(409, "Job already finished", $"job '{id}' is {store.Find(id)!.Status}");
-        queue.CancelRunning(id);
+        // A running job removes its own upload when it stops; a queued one never starts.
+        if (!queue.CancelRunning(id)) runner.RemoveUpload(id);
         return TypedResults.Ok(View(store.Find(id)!));
     }
 

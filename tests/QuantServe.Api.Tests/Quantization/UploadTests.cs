@@ -68,6 +68,7 @@ public sealed class UploadTests : IAsyncLifetime
         Assert.Equal("uploaded-prose:q8_0", (string?)job["result"]!["model_id"]);
         Assert.InRange((double)job["result"]!["report"]!["perplexity_ratio"]!, 0.98, 1.02);
         Assert.True(File.Exists(Path.Combine(_data, "models", "uploaded-prose:q8_0.gguf")));
+        Assert.Empty(LeftoverUploads()); // the source upload goes once the job is final
     }
 
     [Fact]
