@@ -30,6 +30,13 @@ public sealed class JobQueue
         return true;
     }
 
+    /// <summary>Adds a job, waiting for room (used at startup, when the stored backlog may exceed the capacity).</summary>
+    public async ValueTask EnqueueAsync(string id, CancellationToken cancellation)
+    {
+        await _channel.Writer.WriteAsync(id, cancellation);
+        Interlocked.Increment(ref _depth);
+    }
+
     /// <summary>Waits for the next job id.</summary>
     public async ValueTask<string> DequeueAsync(CancellationToken cancellation)
     {

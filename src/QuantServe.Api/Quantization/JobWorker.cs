@@ -35,9 +35,14 @@ public sealed class JobWorker : BackgroundService
         int requeued = _store.RequeueInterrupted();
         _runner.RemoveStaleUploads();
         var queued = _store.QueuedIds();
-        foreach (var id in queued) _queue.TryEnqueue(id);
         if (queued.Count > 0) _log.LogInformation("Resuming {Count} queued job(s), {Requeued} of them interrupted", queued.Count, requeued);
-        var loops = Enumerable.Range(0, Math.Max(0, _settings.Concurrency)).Select(_ => Task.Run(() => Loop(stoppingToken), CancellationToken.None));
+        var loops = Enumerable.Range(0, Math.Max(0, _settings.Concurrency)).Select(_ => Task.Run(() => Loop(stoppingToken), CancellationToken.None)).ToList();
+        try
+        {
+            // The backlog may exceed the channel's capacity: wait for room while the workers drain it.
+            foreach (var id in queued) await _queue.EnqueueAsync(id, stoppingToken);
+        }
+        catch (OperationCanceledException) { }
         await Task.WhenAll(loops);
     }
 

@@ -164,11 +164,23 @@ public sealed class ModelRegistry : IDisposable
         if (Directory.Exists(produced)) Scan(produced);
     }
 
-    /// <summary>Makes a model just written into a models directory servable at once (the next lookup would find it too).</summary>
+    /// <summary>Makes a model just written into a models directory servable at once (the next lookup would find it too).
+    /// When the id was already loaded from a file since replaced, the idle old weights are released so the next request
+    /// loads the new file.</summary>
     public ModelEntry? Register(string id)
     {
         Rescan();
-        lock (_gate) return _entries.GetValueOrDefault(id);
+        lock (_gate)
+        {
+            var entry = _entries.GetValueOrDefault(id);
+            if (entry is { Model: { } old, Leases: 0, IsDefault: false })
+            {
+                Unloading?.Invoke(old);
+                old.Dispose();
+                entry.Model = null;
+            }
+            return entry;
+        }
     }
 
     private void Scan(string? dir)
