@@ -20,6 +20,8 @@ public static class CliApp
             GenerateCommand.Create(),
             HealthcheckCommand.Create(),
             BenchCommand.Create(),
+            QuantizeCommand.Create(),
+            EvalCommand.Create(),
         };
         return root;
     }

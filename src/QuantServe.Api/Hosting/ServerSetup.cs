@@ -19,7 +19,7 @@ public static class ServerSetup
     /// <summary>Registers logging, options, telemetry, the model registry, serving and Swagger.</summary>
     public static WebApplicationBuilder AddQuantServe(this WebApplicationBuilder builder)
     {
-        builder.Logging.UseQuantServeSerilog(builder.Configuration);
+        builder.Logging.UseQuantServeSerilog();
         var services = builder.Services;
         services.Configure<QuantServeOptions>(builder.Configuration.GetSection(QuantServeOptions.Section));
         services.Configure<TelemetryOptions>(builder.Configuration.GetSection(TelemetryOptions.Section));

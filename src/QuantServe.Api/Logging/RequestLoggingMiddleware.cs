@@ -11,14 +11,23 @@ public sealed class RequestLoggingMiddleware(RequestDelegate next, ILogger<Reque
     {
         long start = Stopwatch.GetTimestamp();
         var usage = RequestUsageFeature.Of(context);
+        bool failed = false;
         try
         {
             await next(context);
         }
+        catch
+        {
+            // The server will answer 500 once the exception leaves the pipeline.
+            failed = true;
+            throw;
+        }
         finally
         {
             double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            int status = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 499 : context.Response.StatusCode;
+            int status = failed && !context.Response.HasStarted ? 500
+                : context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 499
+                : context.Response.StatusCode;
             var level = status >= 500 ? LogLevel.Error : LogLevel.Information;
             log.Log(level,
                 "HTTP {Method} {Path} {Status} in {ElapsedMs:0.0} ms model={Model} prompt_tokens={PromptTokens} completion_tokens={CompletionTokens}",

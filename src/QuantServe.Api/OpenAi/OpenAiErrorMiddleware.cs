@@ -33,6 +33,13 @@ public sealed class OpenAiErrorMiddleware(RequestDelegate next, ILogger<OpenAiEr
             // The client went away; there is nobody to answer.
             return;
         }
+        catch (QuantServe.Engine.Models.ModelLoadException e)
+        {
+            // The request was fine; the model's files are not (or use a format this build cannot run).
+            log.LogError("Model could not be loaded for {Method} {Path}: {Problem}", context.Request.Method, context.Request.Path.Value, e.Message);
+            await WriteAsync(context, 500, new OpenAiError("The model could not be loaded: " + e.Message, "server_error", "model", "model_load_failed"), null);
+            return;
+        }
         catch (Exception e)
         {
             log.LogError(e, "Unhandled error serving {Method} {Path}", context.Request.Method, context.Request.Path.Value);

@@ -26,13 +26,14 @@ public sealed class BatchScheduler : IDisposable
     private readonly Lock _gate = new();
     private readonly Queue<Sequence> _waiting = new();
     private readonly List<Sequence> _running = [];
-    private readonly Stack<KvCache> _freeCaches = new();
+    private readonly List<KvCache> _freeCaches = [];
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
     private readonly float[] _logits;
     private readonly int _capacity;
     private int _runningCount;
+    private long _generatedTokens;
 
     /// <summary>Starts the scheduler thread for <paramref name="model"/>.</summary>
     public BatchScheduler(LoadedModel model, string modelId, SchedulerOptions options, QuantServeTelemetry telemetry, ILogger log, WorkerPool? workers = null)
@@ -57,6 +58,9 @@ public sealed class BatchScheduler : IDisposable
 
     /// <summary>Sequences in the running batch (read from another thread: a snapshot).</summary>
     public int Running => Volatile.Read(ref _runningCount);
+
+    /// <summary>Tokens sampled since the scheduler started (all sequences).</summary>
+    public long GeneratedTokens => Interlocked.Read(ref _generatedTokens);
 
     /// <summary>Sequences waiting for a batch slot.</summary>
     public int Waiting { get { lock (_gate) return _waiting.Count; } }
@@ -152,12 +156,45 @@ public sealed class BatchScheduler : IDisposable
                     s.Abandon();
                     continue;
                 }
-                s.Cache = _freeCaches.Count > 0 ? _freeCaches.Pop() : _model.CreateCache(_capacity);
+                s.Cache = TakeCache(s.Request);
                 s.Cache.Clear();
                 _running.Add(s);
                 Volatile.Write(ref _runningCount, _running.Count);
                 _telemetry.Running(1);
             }
+        }
+    }
+
+    /// <summary>A cache big enough for the request: prompt + max_tokens positions (the whole context when the request
+    /// sets no limit). Caches are F32 and preallocated, so sizing them by need keeps a batch of short requests on a
+    /// long-context model from reserving MaxBatch full contexts.</summary>
+    private KvCache TakeCache(GenerationRequest request)
+    {
+        long want = request.MaxTokens is { } m ? (long)request.Prompt.Length + Math.Max(m, 1) : _capacity;
+        int needed = (int)Math.Min(_capacity, want);
+        int best = -1;
+        for (int i = 0; i < _freeCaches.Count; i++)
+            if (_freeCaches[i].Capacity >= needed && (best < 0 || _freeCaches[i].Capacity < _freeCaches[best].Capacity)) best = i;
+        if (best >= 0)
+        {
+            var cache = _freeCaches[best];
+            _freeCaches.RemoveAt(best);
+            return cache;
+        }
+        // Round up so similar requests can share caches later.
+        return _model.CreateCache(Math.Min(_capacity, (needed + 255) / 256 * 256));
+    }
+
+    private void ReturnCache(KvCache cache)
+    {
+        _freeCaches.Add(cache);
+        // Keep at most MaxBatch idle caches, the largest ones (they fit every request).
+        if (_freeCaches.Count > _options.MaxBatch)
+        {
+            int smallest = 0;
+            for (int i = 1; i < _freeCaches.Count; i++)
+                if (_freeCaches[i].Capacity < _freeCaches[smallest].Capacity) smallest = i;
+            _freeCaches.RemoveAt(smallest);
         }
     }
 
@@ -194,6 +231,7 @@ public sealed class BatchScheduler : IDisposable
             _model.Forward(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(chunks), _logits.AsSpan(0, chunks.Count * vocab));
         for (int i = 0; i < stepping.Count; i++)
             if (!stepping[i].Finished) stepping[i].Step(_logits.AsSpan(i * vocab, vocab));
+        Interlocked.Add(ref _generatedTokens, stepping.Count);
     }
 
     /// <summary>Runs the prompt with logits at every position, reporting log p(prompt[i] | prompt[..i]) for i ≥ 1, then
@@ -256,7 +294,7 @@ public sealed class BatchScheduler : IDisposable
             _running.RemoveAt(i);
             Volatile.Write(ref _runningCount, _running.Count);
             _telemetry.Running(-1);
-            if (s.Cache is { } cache && _freeCaches.Count < _options.MaxBatch) _freeCaches.Push(cache);
+            if (s.Cache is { } cache) ReturnCache(cache);
             s.Cache = null;
         }
     }

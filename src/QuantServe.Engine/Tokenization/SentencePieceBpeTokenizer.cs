@@ -142,7 +142,7 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
     public override ReadOnlySpan<byte> TokenBytes(int token, int previousToken)
     {
         if ((uint)token >= (uint)_bytes.Length) return [];
-        return previousToken < 0 || previousToken == BosId ? _bytesAfterBos[token] : _bytes[token];
+        return previousToken == -1 || previousToken == BosId ? _bytesAfterBos[token] : _bytes[token];
     }
 
     /// <summary>

@@ -26,7 +26,9 @@ public abstract class Tokenizer
     public abstract int[] Encode(string text, bool addBos, bool parseSpecial = false);
 
     /// <summary>The bytes <paramref name="token"/> contributes to decoded text when it follows <paramref name="previousToken"/>
-    /// (-1 at the start). Control tokens contribute nothing; SentencePiece's dummy-prefix space is dropped right after BOS.</summary>
+    /// (-1 at the start of a sequence). Control tokens contribute nothing; SentencePiece's dummy-prefix space is dropped at
+    /// the start of a sequence: after -1 or BOS. A BOS in the middle of a sequence (a document separator some small models
+    /// emit) is passed as <see cref="AfterSeparator"/> so the next token keeps its space, as transformers and llama.cpp print it.</summary>
     public abstract ReadOnlySpan<byte> TokenBytes(int token, int previousToken);
 
     /// <summary>The token's piece as stored in the vocabulary (for logprob listings and debugging).</summary>
@@ -38,16 +40,25 @@ public abstract class Tokenizer
     /// <summary>Finds the id of a special or ordinary token by its exact piece text, or -1.</summary>
     public abstract int TokenId(string piece);
 
+    /// <summary>The <c>previousToken</c> value for a token after a mid-sequence BOS (see <see cref="TokenBytes"/>).</summary>
+    public const int AfterSeparator = -2;
+
+    /// <summary>The context to pass to <see cref="TokenBytes"/> for a token following <paramref name="previous"/>;
+    /// <paramref name="atStart"/> says whether everything decoded so far is the sequence's start (nothing, or BOS only).</summary>
+    public int DecodeContext(int previous, bool atStart) => previous == BosId && BosId >= 0 && !atStart ? AfterSeparator : previous;
+
     /// <summary>Decodes ids to text; <paramref name="previousToken"/> is the token before the first one (-1 when none).</summary>
     public string Decode(ReadOnlySpan<int> tokens, int previousToken = -1)
     {
         var bytes = new System.Buffers.ArrayBufferWriter<byte>(Math.Max(16, tokens.Length * 4));
         int prev = previousToken;
+        bool atStart = previousToken == -1 || previousToken == BosId;
         foreach (int t in tokens)
         {
-            var piece = TokenBytes(t, prev);
+            var piece = TokenBytes(t, DecodeContext(prev, atStart));
             piece.CopyTo(bytes.GetSpan(piece.Length));
             bytes.Advance(piece.Length);
+            atStart &= t == BosId;
             prev = t;
         }
         return Encoding.UTF8.GetString(bytes.WrittenSpan);

@@ -13,18 +13,21 @@ public sealed class Utf8StreamDecoder
     private readonly System.Text.Decoder _decoder = new UTF8Encoding(false, false).GetDecoder();
     private readonly char[] _chars = new char[64];
     private int _previous;
+    private bool _atStart;
 
     /// <summary>Starts decoding after <paramref name="previousToken"/> (-1, or the prompt's last token).</summary>
     public Utf8StreamDecoder(Tokenizer tokenizer, int previousToken = -1)
     {
         _tokenizer = tokenizer;
         _previous = previousToken;
+        _atStart = previousToken == -1 || previousToken == tokenizer.BosId;
     }
 
     /// <summary>Appends the text completed by <paramref name="token"/> to <paramref name="output"/>; returns the number of chars appended.</summary>
     public int Append(int token, StringBuilder output)
     {
-        var bytes = _tokenizer.TokenBytes(token, _previous);
+        var bytes = _tokenizer.TokenBytes(token, _tokenizer.DecodeContext(_previous, _atStart));
+        _atStart &= token == _tokenizer.BosId;
         _previous = token;
         int written = 0;
         while (!bytes.IsEmpty)

@@ -125,7 +125,7 @@ public sealed class OverloadAndFailureTests
             var models = await client.GetStringAsync("/v1/models");
             Assert.Contains("\"broken\"", models);
             var (r, body) = await Json.PostAsync(client, "/v1/completions", new { model = "broken", prompt = "Once", max_tokens = 2 });
-            Json.AssertError(r, body, 500, "server_error");
+            Json.AssertError(r, body, 500, "server_error", code: "model_load_failed");
             Assert.Contains("broken.gguf", (string?)body["error"]!["message"]);
         }
         finally

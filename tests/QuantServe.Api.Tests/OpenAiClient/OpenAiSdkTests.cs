@@ -3,7 +3,11 @@ using System.ClientModel;
 using System.Text.Json.Nodes;
 using OpenAI;
 using OpenAI.Chat;
+using ChatContent = QuantServe.Api.OpenAi.Chat.ChatContent;
+using ChatEndpoints = QuantServe.Api.OpenAi.Chat.ChatEndpoints;
 using QuantServe.Api.Tests.TestSupport;
+using QuantServe.Engine.Inference;
+using QuantServe.Engine.Models;
 
 namespace QuantServe.Api.Tests.OpenAiClient;
 
@@ -88,9 +92,19 @@ public sealed class OpenAiSdkTests(KestrelServer server) : IClassFixture<Kestrel
     {
         var chat = Sdk().GetChatClient("stories260K");
         ChatCompletionOptions Options(int seed) => new() { MaxOutputTokenCount = 16, Temperature = 0.8f, Seed = seed };
-        // Each client's text must equal what its seed produces alone, proving batched decoding keeps sequences apart.
-        var expected = new string[32];
-        for (int i = 0; i < 32; i++) expected[i] = (await chat.CompleteChatAsync(Conversation, Options(i))).Value.Content[0].Text;
+        // Each client's text must equal what the engine alone produces for its seed, proving batched decoding keeps
+        // sequences apart.
+        using var model = ModelLoader.Load(SharedAssets.Stories260K);
+        var prompt = ChatEndpoints.EncodeConversation(model, [
+            new QuantServe.Api.OpenAi.Chat.ChatMessage { Role = "system", Content = new ChatContent { Text = "Tell stories." } },
+            new QuantServe.Api.OpenAi.Chat.ChatMessage { Role = "user", Content = new ChatContent { Text = "A story about a dog" } },
+        ]);
+        var generator = new TextGenerator(model);
+        var expected = Enumerable.Range(0, 32).Select(i => string.Concat(generator.Generate(prompt, new GenerationOptions
+        {
+            MaxTokens = 16,
+            Sampling = new SamplingOptions { Temperature = 0.8f, Seed = (ulong)i },
+        }).Select(t => t.Text))).ToArray();
 
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var streams = Enumerable.Range(0, 32).Select(async i =>

@@ -15,7 +15,7 @@ public sealed class BatchSchedulerTests
         await factory.WaitReadyAsync();
         var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
-            Content = System.Net.Http.Json.JsonContent.Create(new { model = "stories260K", prompt = "Once upon a time", max_tokens = 400, stream = true, logit_bias = new Dictionary<string, float> { ["2"] = -100 } }),
+            Content = System.Net.Http.Json.JsonContent.Create(new { model = "stories260K", prompt = "Once upon a time", max_tokens = 500, stream = true, logit_bias = new Dictionary<string, float> { ["2"] = -100 } }),
         };
         using var cts = new CancellationTokenSource();
         var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
@@ -26,11 +26,12 @@ public sealed class BatchSchedulerTests
         var registry = factory.Services.GetRequiredService<ModelRegistry>();
         var pool = factory.Services.GetRequiredService<SchedulerPool>();
         var scheduler = pool.Find(registry.Find("stories260K")!.Model!)!;
-        Assert.Equal(1, scheduler.Running);
         cts.Cancel();
         response.Dispose();
-        for (int i = 0; i < 500 && scheduler.Running > 0; i++) await Task.Delay(10);
+        for (int i = 0; i < 3000 && scheduler.Running > 0; i++) await Task.Delay(10);
         Assert.Equal(0, scheduler.Running);
+        // It left early: far fewer than the 500 tokens it asked for were generated.
+        Assert.InRange(scheduler.GeneratedTokens, 1, 400);
     }
 
     [Fact]

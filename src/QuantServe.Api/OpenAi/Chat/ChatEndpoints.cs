@@ -95,6 +95,7 @@ public static class ChatEndpoints
         })).ToList();
 
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
+        activity?.SetTag("gen_ai.response.id", id);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         string fingerprint = $"qs-{model.SourceFormat}-{model.Precision}";
         int promptTokens = prompt.Length;

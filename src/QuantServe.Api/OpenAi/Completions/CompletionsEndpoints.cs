@@ -69,6 +69,7 @@ public static class CompletionsEndpoints
         })).ToList();
 
         string id = "cmpl-" + Guid.NewGuid().ToString("N");
+        activity?.SetTag("gen_ai.response.id", id);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         string fingerprint = $"qs-{model.SourceFormat}-{model.Precision}";
         int promptTokens = prompts.Sum(p => p.Length);

@@ -150,7 +150,7 @@ public abstract class BpeTokenizer : Tokenizer
     public override ReadOnlySpan<byte> TokenBytes(int token, int previousToken)
     {
         if ((uint)token >= (uint)_pieces.Length) return [];
-        return _decoded.Get(token, first: previousToken < 0 || previousToken == BosId);
+        return _decoded.Get(token, first: previousToken == -1 || previousToken == BosId);
     }
 
     /// <inheritdoc />

@@ -1,0 +1,118 @@
+using System.CommandLine;
+using System.Globalization;
+using QuantServe.Engine.Quantization.Gguf;
+using QuantServe.Engine.Quantization.Presets;
+
+namespace QuantServe.Api.Cli;
+
+/// <summary>
+/// <c>quantserve quantize</c>: llama-quantize's presets for any loadable model, written as GGUF. Progress goes to stderr,
+/// the summary (tensors per type, sizes, bits per weight, time) to stdout.
+/// </summary>
+public static class QuantizeCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
+    {
+        var model = new Option<string>("--model", "-m") { Description = "Source model: a .gguf file, a Hugging Face folder or a llama2.c checkpoint", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "Output .gguf path (written atomically)", Required = true };
+        var type = new Option<string>("--type") { Description = $"File type: {GgufPresets.Names}", Required = true };
+        var threads = new Option<int>("--threads", "-t") { Description = "Worker threads (0 = one per core)", DefaultValueFactory = _ => 0 };
+        var tensorType = new Option<string[]>("--tensor-type")
+        {
+            Description = "PATTERN=TYPE: tensors whose name matches the regular expression get TYPE (repeatable; the last match wins; TYPE 'keep' keeps the source precision)",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var keep = new Option<string[]>("--keep") { Description = "PATTERN: tensors matching it keep the source precision (same as --tensor-type PATTERN=keep)" };
+        var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix (llama-imatrix .dat or GGUF) for the k-quants" };
+        var name = new Option<string?>("--name") { Description = "general.name to write" };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Print the type and rule of every tensor" };
+        var command = new Command("quantize", "Quantize a model to GGUF with llama.cpp's presets (Q4_K_M, Q8_0, ...).")
+        {
+            model, output, type, threads, tensorType, keep, imatrix, name, verbose,
+        };
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var stdout = parse.InvocationConfiguration.Output;
+            var stderr = parse.InvocationConfiguration.Error;
+            var preset = GgufPresets.Find(parse.GetValue(type)!);
+            int n = parse.GetValue(threads);
+            if (n < 0) throw new ArgumentException("--threads must be >= 0");
+            var overrides = new List<TensorTypeOverride>();
+            foreach (var rule in parse.GetValue(tensorType) ?? []) overrides.Add(TensorTypeOverride.Parse(rule));
+            foreach (var pattern in parse.GetValue(keep) ?? []) overrides.Add(new TensorTypeOverride(pattern, null));
+            var bar = new ProgressBar(stderr);
+            var options = new QuantizeOptions
+            {
+                Preset = preset,
+                Threads = n > 0 ? n : Environment.ProcessorCount,
+                Overrides = overrides,
+                Imatrix = parse.GetValue(imatrix) is { } im ? ImportanceMatrix.Load(im) : null,
+                Name = parse.GetValue(name),
+                Progress = bar,
+            };
+            string source = Path.GetFullPath(parse.GetValue(model)!);
+            string target = Path.GetFullPath(parse.GetValue(output)!);
+            QuantizeResult result;
+            try
+            {
+                result = await Task.Run(() => GgufQuantizer.Quantize(source, target, options, cancellation), cancellation);
+            }
+            finally
+            {
+                bar.Finish();
+            }
+            WriteSummary(stdout, result, parse.GetValue(verbose));
+            return 0;
+        });
+        return command;
+    }
+
+    private static void WriteSummary(TextWriter o, QuantizeResult r, bool perTensor)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        if (perTensor)
+        {
+            o.WriteLine($"{"tensor",-32} {"shape",-14} {"from",-6} {"to",-6} {"bytes",12}  rule");
+            foreach (var t in r.Tensors)
+            {
+                var p = t.Tensor;
+                o.WriteLine(string.Create(inv, $"{p.Name,-32} {string.Join('x', p.Dims),-14} {p.SourceType,-6} {p.Type,-6} {t.BytesAfter,12}  {p.Rule}"));
+            }
+            o.WriteLine();
+        }
+        o.WriteLine(string.Create(inv, $"output:     {r.OutputPath}"));
+        o.WriteLine(string.Create(inv, $"type:       {r.Preset.Name} (general.file_type {r.Preset.FileType})"));
+        o.WriteLine($"{"format",-8} {"tensors",8} {"weights",14} {"bytes",14}");
+        foreach (var g in r.Tensors.GroupBy(t => t.Tensor.Type).OrderByDescending(g => g.Sum(t => t.BytesAfter)))
+            o.WriteLine(string.Create(inv, $"{g.Key,-8} {g.Count(),8} {g.Sum(t => t.Tensor.Elements),14:N0} {g.Sum(t => t.BytesAfter),14:N0}"));
+        double mib = 1024.0 * 1024.0;
+        o.WriteLine(string.Create(inv, $"size:       {r.BytesBefore / mib:F2} MiB -> {r.BytesAfter / mib:F2} MiB ({r.BytesBefore * 8.0 / r.Parameters:F2} -> {r.BitsPerWeight:F2} bits per weight)"));
+        o.WriteLine(string.Create(inv, $"time:       {r.Seconds:F2} s"));
+    }
+
+    /// <summary>A one-line progress bar redrawn in place on stderr, at most once per percent.</summary>
+    private sealed class ProgressBar(TextWriter error) : IProgress<QuantizeProgress>
+    {
+        private int _lastPercent = -1;
+        private string _lastTensor = "";
+
+        public void Report(QuantizeProgress value)
+        {
+            lock (this)
+            {
+                int percent = (int)(value.Fraction * 100);
+                if (percent == _lastPercent && value.Tensor == _lastTensor) return;
+                _lastPercent = percent;
+                _lastTensor = value.Tensor;
+                int filled = percent * 30 / 100;
+                error.Write($"\r[{new string('#', filled)}{new string('.', 30 - filled)}] {percent,3}% {value.Index}/{value.Count} {value.Tensor,-40}");
+            }
+        }
+
+        public void Finish()
+        {
+            lock (this) error.WriteLine();
+        }
+    }
+}

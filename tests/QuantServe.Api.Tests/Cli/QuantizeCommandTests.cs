@@ -1,0 +1,64 @@
+using QuantServe.Api.Cli;
+using QuantServe.Api.Tests.TestSupport;
+using QuantServe.Engine.Formats.Gguf;
+using QuantServe.Engine.Tensors;
+
+namespace QuantServe.Api.Tests.Cli;
+
+public sealed class QuantizeCommandTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "quantserve-quantize-" + Guid.NewGuid().ToString("N"));
+
+    public QuantizeCommandTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static async Task<(int Exit, string Out, string Err)> RunAsync(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int exit = await CliApp.RunAsync(args, output, error);
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public async Task Quantize_ProseToQ8_0WithTensorRule_WritesGgufAndPrintsSummary()
+    {
+        string source = SharedAssets.Path("models", "prose-15m-gguf", "prose-15m-f16.gguf");
+        string target = Path.Combine(_dir, "out.gguf");
+        var (exit, output, error) = await RunAsync("quantize", "--model", source, "--out", target, "--type", "q8_0",
+            "--threads", "2", "--tensor-type", @"blk\.0\.attn_v=Q4_0", "--keep", "ffn_down", "--verbose");
+        Assert.True(exit == 0, error);
+        Assert.Contains("100%", error);
+        Assert.Matches(@"Q8_0\s+48\s", output);
+        Assert.Matches(@"F16\s+8\s", output);
+        Assert.Matches(@"Q4_0\s+1\s", output);
+        Assert.Matches(@"F32\s+17\s", output);
+        Assert.Matches(@"blk\.0\.attn_v\.weight\s+256x128\s+F16\s+Q4_0\s+\d+\s+--tensor-type", output);
+        Assert.Contains("bits per weight", output);
+        Assert.Matches(@"time:\s+[0-9.]+ s", output);
+        using var file = GgufFile.Open(target);
+        Assert.Equal(GgmlType.Q4_0, file.Tensor("blk.0.attn_v.weight").Type);
+        Assert.Equal(GgmlType.F16, file.Tensor("blk.3.ffn_down.weight").Type);
+        Assert.Equal(7, file.Metadata.GetInteger("general.file_type"));
+    }
+
+    [Fact]
+    public async Task Quantize_UnknownType_FailsListingValidTypesAndWritesNothing()
+    {
+        string target = Path.Combine(_dir, "out.gguf");
+        var (exit, _, error) = await RunAsync("quantize", "--model", SharedAssets.Stories260K, "--out", target, "--type", "Q4_K_Z");
+        Assert.Equal(1, exit);
+        Assert.Contains("unknown quantization type 'Q4_K_Z'", error);
+        Assert.Contains("Q4_K_M", error);
+        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+    }
+
+    [Fact]
+    public async Task Quantize_MissingModel_ReportsTheModelError()
+    {
+        var (exit, _, error) = await RunAsync("quantize", "--model", Path.Combine(_dir, "nope.gguf"), "--out", Path.Combine(_dir, "o.gguf"), "--type", "Q8_0");
+        Assert.Equal(2, exit);
+        Assert.Contains("nope.gguf", error);
+    }
+}
