@@ -171,7 +171,7 @@ public sealed class JobRunner
                 KldP99 = quality.KldP99,
                 Top1Agreement = quality.Top1Agreement,
                 TokensScored = quality.TokensScored,
-                Context = context,
+                Context = quality.Context,
                 Layers = layers,
                 Vram = VramJson(vram),
                 Task = task,

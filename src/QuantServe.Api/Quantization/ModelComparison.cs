@@ -1,13 +1,18 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using QuantServe.Engine.Evaluation;
 using QuantServe.Engine.Inference;
 using QuantServe.Engine.Models;
 
 namespace QuantServe.Api.Quantization;
 
 /// <summary>Perplexity of both models and the divergence of the quantized one's next-token distribution from the base.</summary>
-public sealed record QualityMetrics(double PerplexityBase, double Perplexity, double KldMean, double KldP99, double Top1Agreement, int TokensScored);
+public sealed record QualityMetrics(double PerplexityBase, double Perplexity, double KldMean, double KldP99, double Top1Agreement, int TokensScored)
+{
+    /// <summary>Window length actually used.</summary>
+    public int Context { get; init; }
+}
 
 /// <summary>Quantization error of one matrix.</summary>
 public sealed record TensorError(string Name, int? Layer, string Format, double Mse, double SqnrDb, double CollapseFraction);
@@ -16,70 +21,29 @@ public sealed record TensorError(string Name, int? Layer, string Format, double 
 public sealed record TaskScores(double ScoreBase, double Score, double DegradationPct, string Recommendation, int Items);
 
 /// <summary>
-/// Compares a quantized model with its source: perplexity, KL divergence and top-1 agreement over the evaluation text
-/// (non-overlapping windows of the context, every position after a window's first scored), per-matrix error, and
-/// task scores.
+/// Compares a quantized model with its source: perplexity, KL divergence and top-1 agreement over the evaluation text,
+/// per-matrix error, and task scores.
 /// </summary>
 public static class ModelComparison
 {
-    /// <summary>Runs both models over <paramref name="text"/>: KL(P_base ‖ P_quant) = Σ_v p_b(v)(log p_b(v) − log p_q(v)) per position.</summary>
+    /// <summary>
+    /// Runs both models over <paramref name="text"/> on llama-perplexity's windows (the engine's
+    /// <see cref="KlDivergence"/>: windows of <paramref name="context"/> tokens, second half of each scored,
+    /// KL(P_base ‖ P_quant) over the full vocabulary). The context shrinks to half the text's tokens when the text is
+    /// short (llama.cpp needs two windows' worth); at most ⌈<paramref name="maxTokens"/>/context⌉ windows are scored.
+    /// </summary>
     public static QualityMetrics Evaluate(LoadedModel baseModel, LoadedModel quant, string text, int context, int maxTokens,
         Action<double> progress, CancellationToken cancellation)
     {
-        int[] tokens = baseModel.Tokenizer.Encode(text, addBos: true, parseSpecial: false).ToArray();
-        if (tokens.Length < 2) throw new InvalidOperationException("the evaluation text has fewer than two tokens");
-        int vocab = baseModel.Config.VocabSize;
-        if (quant.Config.VocabSize != vocab) throw new InvalidOperationException("the models' vocabularies differ");
-        context = Math.Clamp(context, 2, Math.Min(baseModel.Config.ContextLength, quant.Config.ContextLength));
-        int count = Math.Min(tokens.Length, Math.Max(2, maxTokens));
-        var b = new LlamaModel(baseModel, Math.Min(context, 512));
-        var q = new LlamaModel(quant, Math.Min(context, 512));
-        var lb = new float[context * vocab];
-        var lq = new float[context * vocab];
-        double nllB = 0, nllQ = 0;
-        int agree = 0, scored = 0;
-        var klds = new List<double>();
-        for (int start = 0; start + 1 < count; start += context)
-        {
-            cancellation.ThrowIfCancellationRequested();
-            int n = Math.Min(context, count - start);
-            if (n < 2) break;
-            var window = tokens.Skip(start).Take(n).ToArray();
-            b.Forward([new SequenceChunk(b.CreateCache(context), window)], lb.AsSpan(0, n * vocab), logitsForAllPositions: true);
-            q.Forward([new SequenceChunk(q.CreateCache(context), window)], lq.AsSpan(0, n * vocab), logitsForAllPositions: true);
-            for (int i = 0; i + 1 < n; i++)
-            {
-                var rb = lb.AsSpan(i * vocab, vocab);
-                var rq = lq.AsSpan(i * vocab, vocab);
-                double zb = LogSumExp(rb, out int ab), zq = LogSumExp(rq, out int aq);
-                int next = window[i + 1];
-                nllB += zb - rb[next];
-                nllQ += zq - rq[next];
-                double kl = 0;
-                for (int v = 0; v < vocab; v++)
-                {
-                    double lpb = rb[v] - zb;
-                    kl += Math.Exp(lpb) * (lpb - (rq[v] - zq));
-                }
-                klds.Add(Math.Max(0, kl));
-                if (ab == aq) agree++;
-                scored++;
-            }
-            progress((double)Math.Min(count, start + n) / count);
-        }
-        klds.Sort();
-        double p99 = klds[Math.Min(klds.Count - 1, (int)Math.Ceiling(0.99 * klds.Count) - 1)];
-        return new QualityMetrics(Math.Exp(nllB / scored), Math.Exp(nllQ / scored), klds.Average(), p99, (double)agree / scored, scored);
-    }
-
-    private static double LogSumExp(ReadOnlySpan<float> x, out int argmax)
-    {
-        float max = float.NegativeInfinity;
-        argmax = 0;
-        for (int i = 0; i < x.Length; i++) if (x[i] > max) { max = x[i]; argmax = i; }
-        double s = 0;
-        for (int i = 0; i < x.Length; i++) s += Math.Exp(x[i] - max);
-        return max + Math.Log(s);
+        var tok = baseModel.Tokenizer;
+        int tokens = tok.Encode(text, addBos: tok.AddBosByDefault).Length;
+        context = Math.Min(Math.Min(context, tokens / 2), Math.Min(baseModel.Config.ContextLength, quant.Config.ContextLength));
+        if (context < 4) throw new InvalidOperationException($"the evaluation text has {tokens} tokens; at least 8 are needed");
+        int chunks = Math.Max(1, (Math.Max(maxTokens, context) + context - 1) / context);
+        int total = Math.Min(chunks, tokens / context);
+        var r = KlDivergence.Compute(quant, baseModel, text, context, chunks,
+            onChunk: (i, _) => progress((i + 1.0) / total), cancellation: cancellation);
+        return new QualityMetrics(r.Base.Value, r.Model.Value, r.Mean, r.P99, r.Top1Agreement / 100, r.TokensScored) { Context = context };
     }
 
     /// <summary>Elements per matrix over which distinct values are counted (the first rows up to this many).</summary>
