@@ -39,7 +39,7 @@ public static class ModelComparison
         int tokens = tok.Encode(text, addBos: tok.AddBosByDefault).Length;
         context = Math.Min(Math.Min(context, tokens / 2), Math.Min(baseModel.Config.ContextLength, quant.Config.ContextLength));
         if (context < 4) throw new InvalidOperationException($"the evaluation text has {tokens} tokens; at least 8 are needed");
-        int chunks = Math.Max(1, (Math.Max(maxTokens, context) + context - 1) / context);
+        int chunks = (int)Math.Clamp(((long)Math.Max(maxTokens, context) + context - 1) / context, 1, int.MaxValue);
         int total = Math.Min(chunks, tokens / context);
         var r = KlDivergence.Compute(quant, baseModel, text, context, chunks,
             onChunk: (i, _) => progress((i + 1.0) / total), cancellation: cancellation);
