@@ -37,6 +37,12 @@ public sealed class QuantServeOptions
     /// <summary>Bytes of model weights kept loaded at once; least recently used models are unloaded beyond it. 0 = no limit.</summary>
     public long ModelMemoryBudgetBytes { get; set; }
 
+    /// <summary>The data directory as an absolute path.</summary>
+    public string ResolveDataDirectory() => Path.GetFullPath(DataDirectory);
+
+    /// <summary>Where quantization jobs put the models they produce (served as a second models directory).</summary>
+    public string ResolveProducedModelsDirectory() => Path.Combine(ResolveDataDirectory(), "models");
+
     /// <summary>Resolves <see cref="DefaultModel"/> to an absolute path.</summary>
     public string ResolveDefaultModelPath() => ResolveAgainstApp(DefaultModel);
 

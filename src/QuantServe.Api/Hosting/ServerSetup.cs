@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Http.Json;
 using QuantServe.Api.Health;
 using QuantServe.Api.Logging;
+using QuantServe.Api.Models;
+using QuantServe.Api.Quantization;
 using QuantServe.Api.OpenAi;
 using QuantServe.Api.OpenAi.Chat;
 using QuantServe.Api.OpenAi.Completions;
@@ -31,6 +33,13 @@ public static class ServerSetup
         services.AddSingleton<ModelRegistry>();
         services.AddSingleton<SchedulerPool>();
         services.AddHostedService<DefaultModelStartup>();
+        services.Configure<JobsSettings>(builder.Configuration.GetSection(JobsSettings.Section));
+        services.Configure<UploadSettings>(builder.Configuration.GetSection(UploadSettings.Section));
+        services.AddSingleton<JobStore>();
+        services.AddSingleton<JobQueue>();
+        services.AddSingleton<QuantizationTelemetry>();
+        services.AddSingleton<JobRunner>();
+        services.AddHostedService<JobWorker>();
         services.AddQuantServeSwagger();
         return builder;
     }
@@ -41,6 +50,7 @@ public static class ServerSetup
         // Resolved now so the SDK listens from the first request; the container disposes it at shutdown.
         app.Services.GetRequiredService<TelemetryProviders>();
         app.Services.GetRequiredService<QuantServeTelemetry>();
+        app.Services.GetRequiredService<QuantizationTelemetry>();
 
         app.UseMiddleware<RequestLoggingMiddleware>();
         app.UseWhen(c => c.Request.Path.StartsWithSegments("/v1"), v1 => v1.UseMiddleware<OpenAiErrorMiddleware>());
@@ -55,6 +65,8 @@ public static class ServerSetup
         app.MapChat();
         app.MapModels();
         app.MapHealth();
+        app.MapQuantize();
+        app.MapModelPlanning();
         app.MapPrometheusMetrics();
         return app;
     }

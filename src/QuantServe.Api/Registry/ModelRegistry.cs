@@ -158,7 +158,33 @@ public sealed class ModelRegistry : IDisposable
     /// <summary>Adds models that appeared in the models directory (entries never disappear while the server runs).</summary>
     private void Rescan()
     {
-        string? dir = _options.ModelsDirectory;
+        Scan(_options.ModelsDirectory);
+        // Models produced by quantization jobs: a second models directory that may not exist yet.
+        string produced = _options.ResolveProducedModelsDirectory();
+        if (Directory.Exists(produced)) Scan(produced);
+    }
+
+    /// <summary>Makes a model just written into a models directory servable at once (the next lookup would find it too).
+    /// When the id was already loaded from a file since replaced, the idle old weights are released so the next request
+    /// loads the new file.</summary>
+    public ModelEntry? Register(string id)
+    {
+        Rescan();
+        lock (_gate)
+        {
+            var entry = _entries.GetValueOrDefault(id);
+            if (entry is { Model: { } old, Leases: 0, IsDefault: false })
+            {
+                Unloading?.Invoke(old);
+                old.Dispose();
+                entry.Model = null;
+            }
+            return entry;
+        }
+    }
+
+    private void Scan(string? dir)
+    {
         if (string.IsNullOrWhiteSpace(dir)) return;
         ModelCatalog catalog;
         try

@@ -1,0 +1,67 @@
+using System.Text.Json.Serialization;
+
+namespace QuantServe.Api.Quantization;
+
+/// <summary>A job's parameters as submitted (JSON body or form fields) and stored with the job.</summary>
+public sealed record JobOptions
+{
+    /// <summary>Registered model id to quantize (absent for uploads).</summary>
+    [JsonPropertyName("model")] public string? Model { get; init; }
+    /// <summary>Target type (a ggml type name such as Q8_0 or Q4_K).</summary>
+    [JsonPropertyName("method")] public string? Method { get; init; }
+    /// <summary>Group size for group-wise methods (ggml types have a fixed block size and ignore it).</summary>
+    [JsonPropertyName("group_size")] public int? GroupSize { get; init; }
+    /// <summary>Calibration text (unused by round-to-nearest ggml types; kept with the job).</summary>
+    [JsonPropertyName("calibration_text")] public string? CalibrationText { get; init; }
+    /// <summary>Evaluation text; default: the built-in slice.</summary>
+    [JsonPropertyName("eval_text")] public string? EvalText { get; init; }
+    /// <summary>Task evaluation set: prompts with expected answers.</summary>
+    [JsonPropertyName("task_eval")] public List<TaskEvalItem>? TaskEval { get; init; }
+    /// <summary>Context for the VRAM estimate and the evaluation window (default 256, capped by the model).</summary>
+    [JsonPropertyName("context")] public int? Context { get; init; }
+    /// <summary>Batch for the VRAM estimate (default 1).</summary>
+    [JsonPropertyName("batch")] public int? Batch { get; init; }
+    /// <summary>Tokens of evaluation text scored at most (default 1024).</summary>
+    [JsonPropertyName("eval_tokens")] public int? EvalTokens { get; init; }
+    /// <summary>Task score loss (percent) still recommended for deployment (default 5).</summary>
+    [JsonPropertyName("degradation_threshold")] public double? DegradationThreshold { get; init; }
+    /// <summary>For uploads: the stored upload (file or extracted folder) inside the data directory.</summary>
+    [JsonPropertyName("source_path")] public string? SourcePath { get; init; }
+}
+
+/// <summary>One task-eval prompt and how its answer is checked.</summary>
+public sealed record TaskEvalItem
+{
+    /// <summary>Prompt text.</summary>
+    [JsonPropertyName("prompt")] public string Prompt { get; init; } = "";
+    /// <summary>Expected answer (exact / contains / regex); unused for json.</summary>
+    [JsonPropertyName("expected")] public string? Expected { get; init; }
+    /// <summary>exact | contains | regex | json.</summary>
+    [JsonPropertyName("match")] public string Match { get; init; } = "contains";
+    /// <summary>Tokens generated (greedy) for the answer; default 16.</summary>
+    [JsonPropertyName("max_tokens")] public int? MaxTokens { get; init; }
+}
+
+/// <summary>The <c>QuantServe:Jobs</c> configuration section.</summary>
+public sealed class JobsSettings
+{
+    /// <summary>Section name.</summary>
+    public const string Section = "QuantServe:Jobs";
+    /// <summary>Jobs run at once; 0 accepts and stores jobs without running them (a paused server).</summary>
+    public int Concurrency { get; set; } = 1;
+    /// <summary>Jobs waiting in memory at most; submissions beyond it are refused with 503.</summary>
+    public int QueueCapacity { get; set; } = 256;
+}
+
+/// <summary>The <c>QuantServe:Uploads</c> configuration section.</summary>
+public sealed class UploadSettings
+{
+    /// <summary>Section name.</summary>
+    public const string Section = "QuantServe:Uploads";
+    /// <summary>Largest accepted upload (bytes).</summary>
+    public long MaxBytes { get; set; } = 8L << 30;
+    /// <summary>Most entries in an uploaded archive.</summary>
+    public int MaxArchiveEntries { get; set; } = 1000;
+    /// <summary>Largest total expanded size of an uploaded archive (bytes).</summary>
+    public long MaxExpandedBytes { get; set; } = 32L << 30;
+}

@@ -1,0 +1,223 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using QuantServe.Api.Hosting;
+using QuantServe.Api.Registry;
+using QuantServe.Engine.Evaluation;
+using QuantServe.Engine.Models;
+
+namespace QuantServe.Api.Quantization;
+
+/// <summary>
+/// Runs one job: load → quantize → evaluate → layer error → VRAM → task eval → register. Progress is weighted per
+/// stage (<see cref="Weights"/>) and stored; the artifact is written under a hidden temporary name in the produced-models
+/// directory and renamed only when complete, so a killed job never leaves a half model that could be served.
+/// </summary>
+public sealed class JobRunner
+{
+    /// <summary>Prefix of temporary artifacts (hidden, so the model catalog never lists them).</summary>
+    public const string PartialPrefix = ".partial-";
+
+    private static readonly (string Stage, double Weight)[] Weights =
+        [("load", 0.05), ("quantize", 0.45), ("evaluate", 0.30), ("layers", 0.10), ("vram", 0.02), ("task_eval", 0.06), ("register", 0.02)];
+
+    internal static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = false };
+
+    private readonly JobStore _store;
+    private readonly ModelRegistry _registry;
+    private readonly QuantizationTelemetry _telemetry;
+    private readonly QuantServeOptions _options;
+    private readonly ILogger<JobRunner> _log;
+
+    /// <summary>Creates the runner.</summary>
+    public JobRunner(JobStore store, ModelRegistry registry, QuantizationTelemetry telemetry, IOptions<QuantServeOptions> options, ILogger<JobRunner> log)
+    {
+        _store = store;
+        _registry = registry;
+        _telemetry = telemetry;
+        _options = options.Value;
+        _log = log;
+    }
+
+    /// <summary>The produced-models directory.</summary>
+    public string ModelsDirectory => _options.ResolveProducedModelsDirectory();
+
+    /// <summary>The built-in evaluation text (an embedded slice of held-out English prose and Python docs).</summary>
+    public static string DefaultEvalText { get; } = ReadDefaultEval();
+
+    private static string ReadDefaultEval()
+    {
+        using var s = Assembly.GetExecutingAssembly().GetManifestResourceStream("QuantServe.Api.Quantization.default-eval.txt")
+            ?? throw new InvalidOperationException("embedded evaluation text missing");
+        return new StreamReader(s).ReadToEnd();
+    }
+
+    /// <summary>Removes temporary artifacts left by a killed process.</summary>
+    public void RemovePartialArtifacts()
+    {
+        Directory.CreateDirectory(ModelsDirectory);
+        foreach (var f in Directory.EnumerateFiles(ModelsDirectory, PartialPrefix + "*"))
+        {
+            try { File.Delete(f); _log.LogInformation("Removed leftover partial artifact {File}", f); }
+            catch (IOException e) { _log.LogWarning("Could not remove {File}: {Problem}", f, e.Message); }
+        }
+    }
+
+    /// <summary>Deletes the upload of job <paramref name="jobId"/> (if any): once a job is final its source is not needed.</summary>
+    public void RemoveUpload(string jobId)
+    {
+        string dir = Path.Combine(_store.DataDirectory, "uploads", jobId);
+        try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { _log.LogWarning("Could not remove {Dir}: {Problem}", dir, e.Message); }
+    }
+
+    /// <summary>Removes uploads whose job is final or unknown (a crash during an upload or after a job ended).</summary>
+    public void RemoveStaleUploads()
+    {
+        string root = Path.Combine(_store.DataDirectory, "uploads");
+        if (!Directory.Exists(root)) return;
+        foreach (var dir in Directory.EnumerateDirectories(root))
+        {
+            string id = Path.GetFileName(dir);
+            if (_store.Find(id) is { } j && !JobStatus.IsTerminal(j.Status)) continue;
+            RemoveUpload(id);
+        }
+    }
+
+    /// <summary>Runs <paramref name="job"/> (already marked running) to completion, failure or cancellation.</summary>
+    public void Run(JobRecord job, CancellationToken cancellation)
+    {
+        var options = JsonSerializer.Deserialize<JobOptions>(job.OptionsJson, Json) ?? new JobOptions();
+        string method = job.Method.ToLowerInvariant();
+        string modelId = $"{job.Model}:{method}";
+        Directory.CreateDirectory(ModelsDirectory);
+        string partial = Path.Combine(ModelsDirectory, $"{PartialPrefix}{job.Id}.gguf");
+        string final = Path.Combine(ModelsDirectory, modelId + ".gguf");
+        double baseProgress = 0;
+        string stage = "load";
+        var timings = new Dictionary<string, double>(StringComparer.Ordinal);
+        var clock = Stopwatch.StartNew();
+        void Enter(string s)
+        {
+            timings[stage] = Math.Round(clock.Elapsed.TotalSeconds, 3);
+            clock.Restart();
+            baseProgress = Weights.TakeWhile(w => w.Stage != s).Sum(w => w.Weight);
+            stage = s;
+            _store.Progress(job.Id, s, baseProgress);
+        }
+        void Report(double fraction) => _store.Progress(job.Id, stage, baseProgress + Weights.First(w => w.Stage == stage).Weight * Math.Clamp(fraction, 0, 1));
+
+        try
+        {
+            Enter("load");
+            string source;
+            using (_telemetry.Stage(job.Id, "load", job.Model, method))
+            {
+                source = options.SourcePath ?? _registry.Find(job.Model)?.Path
+                    ?? throw new InvalidOperationException($"model '{job.Model}' is no longer registered");
+                if (!GgufTypeQuantizer.Methods.TryGetValue(method, out _))
+                    throw new InvalidOperationException($"unknown method '{job.Method}'");
+                if (!File.Exists(source) || !source.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+                    throw new InvalidOperationException($"'{job.Model}' is a {ModelLoader.DetectFormat(source) ?? "non-GGUF"} model; ggml types are produced from GGUF sources");
+            }
+            using var baseModel = ModelLoader.Load(source);
+
+            Enter("quantize");
+            IReadOnlyDictionary<string, string> formats;
+            using (_telemetry.Stage(job.Id, "quantize", job.Model, method))
+                formats = GgufTypeQuantizer.Quantize(source, partial, GgufTypeQuantizer.Methods[method], Report, cancellation);
+            using var quant = ModelLoader.Load(partial);
+
+            Enter("evaluate");
+            int context = Math.Clamp(options.Context ?? 256, 2, baseModel.Config.ContextLength);
+            QualityMetrics quality;
+            using (_telemetry.Stage(job.Id, "evaluate", job.Model, method))
+                quality = ModelComparison.Evaluate(baseModel, quant, options.EvalText ?? DefaultEvalText, context,
+                    options.EvalTokens ?? 1024, Report, cancellation);
+
+            Enter("layers");
+            IReadOnlyList<TensorError> layers;
+            using (_telemetry.Stage(job.Id, "layers", job.Model, method))
+                layers = ModelComparison.LayerErrors(baseModel, quant, cancellation);
+
+            Enter("vram");
+            var vram = VramEstimator.Estimate(quant, context, Math.Max(1, options.Batch ?? 1));
+
+            TaskScores? task = null;
+            if (options.TaskEval is { Count: > 0 } items)
+            {
+                Enter("task_eval");
+                using (_telemetry.Stage(job.Id, "task_eval", job.Model, method))
+                    task = ModelComparison.TaskEval(baseModel, quant, items, options.DegradationThreshold ?? 5, cancellation);
+            }
+
+            Enter("register");
+            cancellation.ThrowIfCancellationRequested();
+            timings.Remove("register");
+            long size = new FileInfo(partial).Length;
+            long originalSize = new FileInfo(source).Length;
+            var report = new
+            {
+                SizeBytes = size,
+                OriginalSizeBytes = originalSize,
+                BitsPerWeight = 8.0 * quant.Weights.Matrices.DistinctBy(m => m.Name).Sum(m => m.ByteCount)
+                    / quant.Weights.Matrices.DistinctBy(m => m.Name).Sum(m => (double)m.Rows * m.Cols),
+                TensorFormats = formats,
+                PerplexityBase = quality.PerplexityBase,
+                Perplexity = quality.Perplexity,
+                PerplexityRatio = quality.Perplexity / quality.PerplexityBase,
+                KldMean = quality.KldMean,
+                KldP99 = quality.KldP99,
+                Top1Agreement = quality.Top1Agreement,
+                TokensScored = quality.TokensScored,
+                Context = quality.Context,
+                Layers = layers,
+                Vram = VramJson(vram),
+                Task = task,
+                StageSeconds = timings,
+            };
+            quant.Dispose();
+            File.Move(partial, final, overwrite: true);
+            _registry.Register(modelId);
+            _telemetry.RecordQuality(job.Model, method, quality, task?.DegradationPct);
+            _telemetry.RecordVram(modelId, method, vram);
+            RemoveUpload(job.Id);
+            _store.Succeed(job.Id, JsonSerializer.Serialize(new { ModelId = modelId, Report = report }, Json), DateTimeOffset.UtcNow);
+            _log.LogInformation("Job {Job}: {Model} quantized to {Method} as {NewModel}", job.Id, job.Model, method, modelId);
+        }
+        catch (Exception e) when (e is OperationCanceledException || (e is AggregateException a && a.InnerExceptions.All(i => i is OperationCanceledException)))
+        {
+            TryDelete(partial);
+            _log.LogInformation("Job {Job} stopped during {Stage}", job.Id, stage);
+            if (_store.Find(job.Id)?.Status == JobStatus.Cancelled) RemoveUpload(job.Id);
+            throw new OperationCanceledException(cancellation);
+        }
+        catch (Exception e)
+        {
+            TryDelete(partial);
+            RemoveUpload(job.Id);
+            _store.Fail(job.Id, $"{stage}: {e.Message}", DateTimeOffset.UtcNow);
+            _log.LogWarning(e, "Job {Job} failed during {Stage}", job.Id, stage);
+        }
+    }
+
+    /// <summary>The VRAM estimate as the API writes it.</summary>
+    public static object VramJson(VramEstimate v) => new
+    {
+        WeightsBytes = v.WeightsBytes,
+        KvCacheBytes = v.KvCacheBytes,
+        ActivationsBytes = v.ActivationsBytes,
+        OverheadBytes = v.OverheadBytes,
+        TotalBytes = v.TotalBytes,
+        Context = v.Context,
+        Batch = v.Batch,
+        KvCacheType = v.KvCacheType.ToString().ToLowerInvariant(),
+        FitsGb = v.Fits,
+    };
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}

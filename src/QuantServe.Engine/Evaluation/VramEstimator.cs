@@ -1,0 +1,95 @@
+using QuantServe.Engine.Models;
+
+namespace QuantServe.Engine.Evaluation;
+
+/// <summary>Element type of the key/value cache in a VRAM estimate.</summary>
+public enum KvCacheType
+{
+    /// <summary>2 bytes per element.</summary>
+    F16,
+    /// <summary>4 bytes per element.</summary>
+    F32,
+    /// <summary>ggml Q8_0 blocks: 34 bytes per 32 elements (a row is padded up to whole blocks).</summary>
+    Q8_0,
+}
+
+/// <summary>A VRAM estimate, all in bytes.</summary>
+/// <param name="WeightsBytes">Weights as stored.</param>
+/// <param name="KvCacheBytes">Key/value cache for <paramref name="Context"/> positions × <paramref name="Batch"/> sequences.</param>
+/// <param name="ActivationsBytes">Peak scratch of one forward piece (see <see cref="VramEstimator"/>).</param>
+/// <param name="OverheadBytes">Runtime overhead (see <see cref="VramEstimator"/>).</param>
+/// <param name="TotalBytes">Sum of the four.</param>
+/// <param name="Context">Positions per sequence.</param>
+/// <param name="Batch">Sequences.</param>
+/// <param name="KvCacheType">Cache element type.</param>
+/// <param name="Fits">The common GPU sizes (GB, from <see cref="VramEstimator.GpuSizesGb"/>) the total fits in.</param>
+public sealed record VramEstimate(long WeightsBytes, long KvCacheBytes, long ActivationsBytes, long OverheadBytes, long TotalBytes,
+    int Context, int Batch, KvCacheType KvCacheType, IReadOnlyList<int> Fits);
+
+/// <summary>
+/// Estimates the accelerator memory a model needs to serve. A pure function of the configuration and the stored weight
+/// bytes:
+/// <list type="bullet">
+/// <item>weights = bytes as stored (no dequantized copy).</item>
+/// <item>kv_cache = 2 (K and V) × layers × batch × context × rowBytes(kv_heads × head_dim), where rowBytes is
+/// 2·n for f16, 4·n for f32 and 34·⌈n/32⌉ for q8_0 — i.e. exactly 2 × layers × kv_heads × head_dim × context × batch ×
+/// element size for the float types.</item>
+/// <item>activations = 4 bytes × (batch × chunk × (dim + qdim + 2·kvdim + 2·hidden + vocab) + batch × heads × chunk × context),
+/// with chunk = min(context, <see cref="PrefillChunk"/>): the float32 buffers of one prefill piece (residual, query,
+/// key+value, gate+up, logits) plus its attention score matrix.</item>
+/// <item>overhead = <see cref="FixedOverheadBytes"/> (runtime context, kernels, allocator) + 5% of weights + kv + activations
+/// (fragmentation and temporaries).</item>
+/// </list>
+/// A GPU size of N GB means N × 2^30 bytes (vendors' "GB" for device memory are GiB, H200's 141 GB aside, which we treat alike).
+/// </summary>
+public static class VramEstimator
+{
+    /// <summary>Common accelerator memory sizes in GB.</summary>
+    public static readonly int[] GpuSizesGb = [8, 12, 16, 24, 40, 48, 80, 141];
+
+    /// <summary>Tokens per prefill piece assumed for activation memory.</summary>
+    public const int PrefillChunk = 512;
+
+    /// <summary>Fixed runtime overhead: 256 MiB.</summary>
+    public const long FixedOverheadBytes = 256L << 20;
+
+    /// <summary>Bytes of one key (or value) row of <paramref name="elements"/> elements in <paramref name="type"/>.</summary>
+    public static long KvRowBytes(KvCacheType type, int elements) => type switch
+    {
+        KvCacheType.F16 => 2L * elements,
+        KvCacheType.F32 => 4L * elements,
+        KvCacheType.Q8_0 => 34L * ((elements + 31) / 32),
+        _ => throw new ArgumentOutOfRangeException(nameof(type)),
+    };
+
+    /// <summary>Parses "f16" | "f32" | "q8_0" (case-insensitive); null when unknown.</summary>
+    public static KvCacheType? ParseKvCacheType(string? text) => text?.ToLowerInvariant() switch
+    {
+        null or "" or "f16" => KvCacheType.F16,
+        "f32" => KvCacheType.F32,
+        "q8_0" => KvCacheType.Q8_0,
+        _ => null,
+    };
+
+    /// <summary>Estimates memory for <paramref name="config"/> with <paramref name="weightsBytes"/> of stored weights.</summary>
+    public static VramEstimate Estimate(ModelConfig config, long weightsBytes, int context, int batch, KvCacheType kvType = KvCacheType.F16)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (context <= 0) throw new ArgumentOutOfRangeException(nameof(context), context, "context must be positive");
+        if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch must be positive");
+        if (weightsBytes < 0) throw new ArgumentOutOfRangeException(nameof(weightsBytes));
+
+        long kv = 2L * config.Layers * batch * context * KvRowBytes(kvType, config.KvDim);
+        long chunk = Math.Min(context, PrefillChunk);
+        long perToken = (long)config.Dim + config.QDim + 2L * config.KvDim + 2L * config.HiddenDim + config.VocabSize;
+        long activations = 4L * (batch * chunk * perToken + (long)batch * config.Heads * chunk * context);
+        long overhead = FixedOverheadBytes + (weightsBytes + kv + activations) / 20;
+        long total = weightsBytes + kv + activations + overhead;
+        var fits = GpuSizesGb.Where(gb => total <= (long)gb << 30).ToArray();
+        return new VramEstimate(weightsBytes, kv, activations, overhead, total, context, batch, kvType, fits);
+    }
+
+    /// <summary>Estimates memory for a loaded model (weights as stored, <see cref="LoadedModel.WeightBytes"/>).</summary>
+    public static VramEstimate Estimate(LoadedModel model, int context, int batch, KvCacheType kvType = KvCacheType.F16)
+        => Estimate(model.Config, model.WeightBytes, context, batch, kvType);
+}
