@@ -7,8 +7,9 @@ namespace QuantServe.Engine.Quantization.Calibration;
 /// <summary>
 /// Calibration token windows for activation statistics: the user's text (plain text, or JSONL with one
 /// <c>{"text": ...}</c> object per line) tokenized with the model's own tokenizer and cut into up to
-/// <see cref="Samples"/> consecutive windows of <see cref="SequenceLength"/> tokens, each starting with BOS when the
-/// tokenizer uses one. JSONL documents are joined with a newline so that short documents still fill windows.
+/// <see cref="Samples"/> windows of <see cref="SequenceLength"/> tokens, each starting with BOS when the tokenizer uses one.
+/// The text is cut into consecutive non-overlapping windows and <see cref="Samples"/> of them are taken at evenly spaced
+/// positions (window <c>⌊s·M/N⌋</c> of M for sample s of N), so that calibration covers the whole file. JSONL documents are joined with a newline so that short documents still fill windows.
 /// </summary>
 public sealed class CalibrationSet
 {
@@ -64,7 +65,8 @@ public sealed class CalibrationSet
         bool bos = tokenizer.AddBosByDefault && tokenizer.BosId >= 0;
         int body = bos ? length - 1 : length;
         int[] tokens = tokenizer.Encode(text, addBos: false);
-        int count = Math.Min(samples, tokens.Length / body);
+        int available = tokens.Length / body;
+        int count = Math.Min(samples, available);
         if (count == 0)
             throw new ModelLoadException(source, $"calibration text has {tokens.Length} tokens, fewer than one window of {body}");
         var windows = new List<int[]>(count);
@@ -73,7 +75,9 @@ public sealed class CalibrationSet
             var w = new int[length];
             int at = 0;
             if (bos) w[at++] = tokenizer.BosId;
-            Array.Copy(tokens, s * body, w, at, body);
+            // Windows spread evenly over the whole text: a long file's later parts are as representative as its start.
+            long slot = (long)s * available / count;
+            Array.Copy(tokens, slot * body, w, at, body);
             windows.Add(w);
         }
         return new CalibrationSet(source, windows, length);

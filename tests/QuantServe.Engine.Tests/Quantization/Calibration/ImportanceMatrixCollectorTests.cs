@@ -27,10 +27,9 @@ public class ImportanceMatrixCollectorTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Collect_OneTokenWindow_WeightsAreSquaresOfTheObservedInputs()
+    public void Collect_TwoTokenWindow_WeightsBoundTheObservedSquares()
     {
         using var model = ModelLoader.Load(SharedAssets.Stories260K);
-        var set = CalibrationSet.FromText("Once upon a time", model.Tokenizer, 512, samples: 1, sequenceLength: 2);
         var rows = new FirstRows();
         var single = CalibrationSet.FromText("Once", model.Tokenizer, 512, samples: 1, sequenceLength: 2);
         CalibrationRunner.Run(model, single, rows);
@@ -47,7 +46,6 @@ public class ImportanceMatrixCollectorTests(ITestOutputHelper output)
             var first = rows.Rows[(l, LinearInput.AttentionQkv)];
             for (int j = 0; j < first.Length; j++) Assert.True(2 * q[j] >= first[j] * first[j] * (1 - 1e-5f));
         }
-        Assert.NotNull(set);
     }
 
     [Fact]
@@ -72,7 +70,9 @@ public class ImportanceMatrixCollectorTests(ITestOutputHelper output)
         }
     }
 
+    // About 30 s on 2 cores (calibration, two Q4_K_M quantizations, three models over 4 × 256 tokens).
     [Fact]
+    [Trait("Category", "Slow")]
     public void ImatrixQ4KM_CalibratedOnBible_HasLowerKlThanPlainQ4KMOnPydoc()
     {
         var sw = Stopwatch.StartNew();
