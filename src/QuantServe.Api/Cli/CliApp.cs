@@ -21,6 +21,7 @@ public static class CliApp
             HealthcheckCommand.Create(),
             BenchCommand.Create(),
             QuantizeCommand.Create(),
+            ImatrixCommand.Create(),
         };
         return root;
     }
