@@ -111,6 +111,72 @@ public class GptqQuantizerTests(ITestOutputHelper output)
         Assert.Equal(slow.GIdx, fast.GIdx);
     }
 
+    // Textbook GPTQ/OBS without Cholesky: keep H⁻¹ of the not-yet-quantized columns; after quantizing column i,
+    // w −= (w_i − q_i)/H⁻¹_ii · H⁻¹_{i,:} and eliminate i from H⁻¹ (Schur complement). Independent of the library's code
+    // except for the grid rules.
+    private static float[] ObsReference(float[] w, int rows, int cols, double[] h, GptqOptions o, int[] order)
+    {
+        int n = cols;
+        var a = new double[n * n];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) a[i * n + j] = h[order[i] * n + order[j]];
+        for (int i = 0; i < n; i++) if (a[i * n + i] == 0) a[i * n + i] = 1;
+        double mean = 0;
+        for (int i = 0; i < n; i++) mean += a[i * n + i];
+        for (int i = 0; i < n; i++) a[i * n + i] += o.Damp * mean / n;
+        // Gauss-Jordan inverse.
+        var inv = new double[n * n];
+        for (int i = 0; i < n; i++) inv[i * n + i] = 1;
+        for (int c = 0; c < n; c++)
+        {
+            double p = a[c * n + c];
+            for (int j = 0; j < n; j++) { a[c * n + j] /= p; inv[c * n + j] /= p; }
+            for (int r = 0; r < n; r++)
+            {
+                if (r == c) continue;
+                double f = a[r * n + c];
+                if (f == 0) continue;
+                for (int j = 0; j < n; j++) { a[r * n + j] -= f * a[c * n + j]; inv[r * n + j] -= f * inv[c * n + j]; }
+            }
+        }
+        int g = o.GroupSize > 0 ? o.GroupSize : n;
+        var result = new float[w.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            var hinv = (double[])inv.Clone();
+            var row = new double[n];
+            for (int i = 0; i < n; i++) row[i] = w[r * n + order[i]];
+            float scale = 1; int zero = 0;
+            for (int i = 0; i < n; i++)
+            {
+                if (i % g == 0) (scale, zero) = GptqGrid.Fit(row.AsSpan(i, Math.Min(g, n - i)), o.MaxQ, o.Symmetric);
+                double deq = scale * (GptqGrid.Quantize(row[i], scale, zero, o.MaxQ) - zero);
+                result[r * n + order[i]] = (float)deq;
+                double d = hinv[i * n + i], e = (row[i] - deq) / d;
+                for (int j = i + 1; j < n; j++) row[j] -= e * hinv[i * n + j];
+                for (int p = i + 1; p < n; p++)
+                    for (int q = i + 1; q < n; q++) hinv[p * n + q] -= hinv[p * n + i] * hinv[i * n + q] / d;
+            }
+        }
+        return result;
+    }
+
+    [Theory]
+    [InlineData(4, 32, false, false)]
+    [InlineData(3, 16, true, true)]
+    public void Quantize_MatchesTextbookObsUpdates(int bits, int group, bool sym, bool actOrder)
+    {
+        const int rows = 4, cols = 64, tokens = 256;
+        var (w, x, _) = Problem(rows, cols, tokens, seed: 21 + bits);
+        var h = Hessian(x, tokens, cols);
+        var o = new GptqOptions { Bits = bits, GroupSize = group, Symmetric = sym, ActOrder = actOrder };
+        var fast = GptqQuantizer.Quantize(w, rows, cols, h, o);
+        var order = fast.Permutation ?? Enumerable.Range(0, cols).ToArray();
+        var reference = ObsReference(w, rows, cols, h, o, order);
+        var mine = fast.Dequantize();
+        for (int i = 0; i < mine.Length; i++) Assert.Equal(reference[i], mine[i], Math.Abs(reference[i]) * 1e-5f + 1e-6f);
+    }
+
     [Fact]
     public void Quantize_ActOrderOnColumnPermutedProblem_GivesThePermutedResult()
     {
