@@ -60,4 +60,29 @@ public class GptqModelQuantizerTests(ITestOutputHelper output)
         Assert.Equal(8 * 7, result.Matrices.Count);
         Assert.True(pplG < pplRtn, $"GPTQ perplexity {pplG} is not below RTN {pplRtn}");
     }
+    [Fact]
+    public void Quantize_Stories260KRaggedGroups_ReplacesEveryBlockMatrixWithItsDequantizedResult()
+    {
+        using var model = ModelLoader.Load(SharedAssets.Stories260K);
+        var set = CalibrationSet.Load(SharedAssets.Path("eval", "stories260k-samples.txt"), model.Tokenizer, model.Config.ContextLength, 2, 64);
+        var options = new GptqOptions { Bits = 3, GroupSize = 32, Symmetric = false, ActOrder = true };
+        var reports = new List<GptqProgress>();
+        var result = GptqModelQuantizer.Quantize(model, set, options, new SyncProgress(reports.Add));
+        Assert.Equal(5 * 7, result.Matrices.Count);
+        Assert.Equal(1.0, reports[^1].Fraction, 1e-9);
+        var down = result.Matrices["blk.4.ffn_down.weight"];
+        Assert.Equal((64, 172, 6), (down.Rows, down.Cols, down.Groups)); // 172 = 5 × 32 + a ragged group of 12
+        var row = new float[172];
+        for (int r = 0; r < 64; r++)
+        {
+            model.Weights.Layers[4].Down.DequantizeRow(r, row);
+            for (int c = 0; c < 172; c++) Assert.Equal(down.Dequantize(r, c), row[c]);
+        }
+        Assert.All(down.Q, q => Assert.InRange(q, 0, 7));
+    }
+
+    private sealed class SyncProgress(Action<GptqProgress> report) : IProgress<GptqProgress>
+    {
+        public void Report(GptqProgress value) => report(value);
+    }
 }
