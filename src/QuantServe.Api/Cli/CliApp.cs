@@ -23,6 +23,7 @@ public static class CliApp
             BenchServeCommand.Create(),
             QuantizeCommand.Create(),
             EvalCommand.Create(),
+            ImatrixCommand.Create(),
         };
         return root;
     }

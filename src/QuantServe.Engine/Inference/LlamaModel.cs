@@ -72,6 +72,9 @@ public sealed class LlamaModel
     /// <summary>Threads the kernels run on.</summary>
     public WorkerPool Pool { get; }
 
+    /// <summary>Optional receiver of every linear layer's input (calibration); null in normal inference.</summary>
+    public IActivationObserver? Observer { get; set; }
+
     /// <summary>A new cache for one sequence of up to <paramref name="capacity"/> positions (default: the model's context length).</summary>
     public KvCache CreateCache(int capacity = 0)
     {
@@ -144,6 +147,7 @@ public sealed class LlamaModel
     {
         int dim = _c.Dim, qDim = _c.QDim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
         var x = _x.AsSpan(0, T * dim);
+        var observer = Observer;
 
         // Token embeddings.
         for (int t = 0; t < T; t++) _w.TokenEmbedding.DequantizeRow(_tokens[t], x.Slice(t * dim, dim));
@@ -155,6 +159,7 @@ public sealed class LlamaModel
             // Attention: RMSNorm, then q, k, v for every token of the piece in one dispatch.
             for (int t = 0; t < T; t++)
                 RmsNorm.Apply(x.Slice(t * dim, dim), layer.AttnNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
+            observer?.Observe(l, LinearInput.AttentionQkv, _xb.AsSpan(0, T * dim), T, dim);
             _matmul.Multiply(_xb, T, dim, layer.Wq, _q, qDim, layer.Wk, _k, kvDim, layer.Wv, _v, kvDim);
 
             // Biases (Qwen2), RoPE on q and k, then k and v into each sequence's cache at the token's position.
@@ -176,14 +181,17 @@ public sealed class LlamaModel
 
             // Causal grouped-query attention over each sequence's cache, then the output projection and residual.
             _attention.Run(Pool, l, T, _q, _att, _positions, _segments, _segCache);
+            observer?.Observe(l, LinearInput.AttentionOutput, _att.AsSpan(0, T * qDim), T, qDim);
             _matmul.Multiply(layer.Wo, _att.AsSpan(0, T * qDim), T, qDim, _xb2, dim);
             ResidualAdd.Apply(x, _xb2.AsSpan(0, T * dim));
 
             // Feed-forward: RMSNorm, gate and up in one dispatch, SiLU(gate)·up, down projection, residual.
             for (int t = 0; t < T; t++)
                 RmsNorm.Apply(x.Slice(t * dim, dim), layer.FfnNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
+            observer?.Observe(l, LinearInput.FfnGateUp, _xb.AsSpan(0, T * dim), T, dim);
             _matmul.Multiply(_xb, T, dim, layer.Gate, _hb, hidden, layer.Up, _hb2, hidden);
             SwiGlu.Apply(_hb.AsSpan(0, T * hidden), _hb2.AsSpan(0, T * hidden));
+            observer?.Observe(l, LinearInput.FfnDown, _hb.AsSpan(0, T * hidden), T, hidden);
             _matmul.Multiply(layer.Down, _hb.AsSpan(0, T * hidden), T, hidden, _xb2, dim);
             ResidualAdd.Apply(x, _xb2.AsSpan(0, T * dim));
         }

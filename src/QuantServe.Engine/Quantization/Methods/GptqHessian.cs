@@ -1,0 +1,73 @@
+using System.Numerics;
+
+namespace QuantServe.Engine.Quantization.Methods;
+
+/// <summary>
+/// The GPTQ Hessian of one linear layer's input: <c>H = (2 / N) · Σ_t x_t x_tᵀ</c> over the N calibration tokens x_t
+/// (columns × columns, double). Accumulation is split over threads by rows of H (only the upper triangle is summed and
+/// mirrored in <see cref="ToMatrix"/>).
+/// </summary>
+public sealed class GptqHessian
+{
+    private readonly double[] _sum;
+
+    /// <summary>An empty Hessian for inputs of <paramref name="columns"/> features.</summary>
+    public GptqHessian(int columns)
+    {
+        if (columns <= 0) throw new ArgumentOutOfRangeException(nameof(columns));
+        Columns = columns;
+        _sum = new double[(long)columns * columns];
+    }
+
+    /// <summary>Input width.</summary>
+    public int Columns { get; }
+
+    /// <summary>Tokens accumulated.</summary>
+    public long Count { get; private set; }
+
+    /// <summary>Adds <paramref name="tokens"/> input rows (row-major, <see cref="Columns"/> wide).</summary>
+    public void Add(ReadOnlySpan<float> rows, int tokens)
+    {
+        int n = Columns;
+        if (rows.Length < (long)tokens * n) throw new ArgumentException($"{rows.Length} values for {tokens} rows of {n}");
+        var x = new double[tokens * n];
+        for (int i = 0; i < x.Length; i++) x[i] = rows[i];
+        Parallel.For(0, n, i =>
+        {
+            var h = _sum.AsSpan(i * n + i, n - i);
+            for (int t = 0; t < tokens; t++)
+            {
+                double xi = x[t * n + i];
+                if (xi == 0) continue;
+                Axpy(h, xi, x.AsSpan(t * n + i, n - i));
+            }
+        });
+        Count += tokens;
+    }
+
+    /// <summary>h += a · x.</summary>
+    internal static void Axpy(Span<double> h, double a, ReadOnlySpan<double> x)
+    {
+        int j = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var va = new Vector<double>(a);
+            int step = Vector<double>.Count;
+            for (; j <= h.Length - step; j += step)
+                (new Vector<double>(h.Slice(j)) + va * new Vector<double>(x.Slice(j))).CopyTo(h.Slice(j));
+        }
+        for (; j < h.Length; j++) h[j] += a * x[j];
+    }
+
+    /// <summary>The full symmetric matrix 2/N · Σ x xᵀ, row-major (zero when nothing was added).</summary>
+    public double[] ToMatrix()
+    {
+        int n = Columns;
+        var h = new double[_sum.Length];
+        double f = Count > 0 ? 2.0 / Count : 0;
+        for (int i = 0; i < n; i++)
+            for (int j = i; j < n; j++)
+                h[i * n + j] = h[j * n + i] = _sum[i * n + j] * f;
+        return h;
+    }
+}
