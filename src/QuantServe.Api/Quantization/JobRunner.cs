@@ -62,7 +62,7 @@ public sealed class JobRunner
         Directory.CreateDirectory(ModelsDirectory);
         // Our own temporaries and the RTN quantizer's hidden work folders (".<name>.<guid>.tmp").
         var leftovers = Directory.EnumerateFileSystemEntries(ModelsDirectory, PartialPrefix + "*")
-            .Concat(Directory.EnumerateDirectories(ModelsDirectory, "." + PartialPrefix + "*.tmp"));
+            .Concat(Directory.EnumerateFileSystemEntries(ModelsDirectory, "." + PartialPrefix + "*.tmp"));
         foreach (var f in leftovers.ToList())
         {
             try
