@@ -101,4 +101,29 @@ public sealed class QuantizerDispatchTests : IAsyncLifetime
         foreach (var name in new[] { "Q4_K_M", "Q8_0", "F16", "int8", "int4-g32", "nf4", "nf4-dq", "fp4", "llm-int8" })
             Assert.Contains(name, detail);
     }
+
+    [Fact]
+    public async Task Start_LeftoverPartialFilesAndFolders_Removed()
+    {
+        string data = JobHost.NewDataDirectory();
+        try
+        {
+            string models = Path.Combine(data, "models");
+            Directory.CreateDirectory(Path.Combine(models, ".partial-dead1"));
+            File.WriteAllText(Path.Combine(models, ".partial-dead1", "config.json"), "{}");
+            Directory.CreateDirectory(Path.Combine(models, "..partial-dead2.0123.tmp"));
+            File.WriteAllText(Path.Combine(models, ".partial-dead3.gguf"), "x");
+            File.WriteAllText(Path.Combine(models, "..partial-dead4.gguf.0123.tmp"), "x");
+            await using var host = new JobHost(data);
+            var r = await host.Client.GetAsync("/quantize");
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (Directory.GetFileSystemEntries(models, ".*").Length > 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
+            Assert.Empty(Directory.GetFileSystemEntries(models, ".*"));
+        }
+        finally
+        {
+            JobHost.DeleteDirectory(data);
+        }
+    }
 }
