@@ -220,7 +220,7 @@ public sealed class JobRunner
     {
         var result = GgufQuantizer.Quantize(source, output, new QuantizeOptions
         {
-            Preset = GgufPresets.Find(method),
+            Preset = QuantizationMethods.Preset(method) ?? GgufPresets.Find(method),
             Progress = new Reporter<QuantizeProgress>(p => report(p.Fraction)),
         }, cancellation);
         return result.Tensors.ToDictionary(t => t.Tensor.Name, t => t.Tensor.Type.ToString(), StringComparer.Ordinal);

@@ -11,7 +11,13 @@ namespace QuantServe.Api.Quantization;
 public static class QuantizationMethods
 {
     /// <summary>The GGUF preset named <paramref name="method"/>, or null.</summary>
-    public static GgufPreset? Preset(string? method) => string.IsNullOrWhiteSpace(method) ? null : GgufPresets.TryFind(method);
+    public static GgufPreset? Preset(string? method)
+    {
+        if (string.IsNullOrWhiteSpace(method)) return null;
+        // llama-quantize reads the bare k-quant names as their medium mix; jobs named Q4_K before the presets keep working.
+        string name = method.Trim().ToUpperInvariant() switch { "Q3_K" => "Q3_K_M", "Q4_K" => "Q4_K_M", "Q5_K" => "Q5_K_M", var n => n };
+        return GgufPresets.TryFind(name);
+    }
 
     /// <summary>Whether <paramref name="method"/> names one of QuantServe's own (RTN) types; a preset name wins.</summary>
     public static bool IsRtn(string? method)

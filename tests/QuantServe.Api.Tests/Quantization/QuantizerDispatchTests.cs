@@ -102,6 +102,19 @@ public sealed class QuantizerDispatchTests : IAsyncLifetime
             Assert.Contains(name, detail);
     }
 
+    [Theory]
+    [InlineData("q4_k_m", "Q4_K_M")]
+    [InlineData("Q4_K", "Q4_K_M")]
+    [InlineData(" q8_0 ", "Q8_0")]
+    [InlineData("INT4-G32", "int4-g32")]
+    [InlineData("int8-g0", "int8")]
+    [InlineData("NF4-DQ", "nf4-dq")]
+    [InlineData("int4-g99999999999999", null)]
+    [InlineData("Q9_9", null)]
+    [InlineData("", null)]
+    public void Canonical_MethodSpellings_PresetOrRtnName(string method, string? expected)
+        => Assert.Equal(expected, QuantServe.Api.Quantization.QuantizationMethods.Canonical(method));
+
     [Fact]
     public async Task Start_LeftoverPartialFilesAndFolders_Removed()
     {
