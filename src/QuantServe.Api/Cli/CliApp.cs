@@ -20,6 +20,7 @@ public static class CliApp
             GenerateCommand.Create(),
             HealthcheckCommand.Create(),
             BenchCommand.Create(),
+            BenchServeCommand.Create(),
             QuantizeCommand.Create(),
             EvalCommand.Create(),
         };

@@ -61,6 +61,16 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task BenchServe_EmbeddedModel_BothModesGenerateEveryTokenAndReportThroughput()
+    {
+        var (exit, output, error) = await RunAsync("bench-serve", "--clients", "4", "--max-tokens", "8");
+        Assert.True(exit == 0, error);
+        Assert.Matches(@"\| one request at a time \| 32 \| [0-9.]+ \| [0-9.]+ \|", output);
+        Assert.Matches(@"\| 4 concurrent, continuous batching \| 32 \| [0-9.]+ \| [0-9.]+ \|", output);
+        Assert.Matches(@"speed-up: [0-9.]+x", output);
+    }
+
+    [Fact]
     public async Task Info_MissingModel_ReportsFileAndExits2()
     {
         var (exit, output, error) = await RunAsync("info", "--model", "/nonexistent/model.gguf");

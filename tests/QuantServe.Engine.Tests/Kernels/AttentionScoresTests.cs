@@ -16,6 +16,9 @@ public class AttentionScoresTests
     [InlineData(20, 5)]
     [InlineData(3, 9)]
     [InlineData(128, 300)]
+    [InlineData(24, 7)]
+    [InlineData(48, 4)]
+    [InlineData(9, 11)]
     public void ScaledDotsAndWeightedSum_HeadWidths_MatchNaiveLoops(int headDim, int positions)
     {
         int stride = headDim * 3 + 1; // other heads interleaved, as in the cache

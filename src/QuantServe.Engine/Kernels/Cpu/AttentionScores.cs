@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace QuantServe.Engine.Kernels.Cpu;
 
@@ -23,7 +24,11 @@ public static unsafe class AttentionScores
         fixed (float* pk = keys)
         fixed (float* ps = scores)
         {
-            for (int j = 0; j < count; j++)
+            int j = 0;
+            // Four keys per pass: a head is only 2-8 vectors wide, so one horizontal sum per key would cost as much as the
+            // multiply-adds; four accumulators are folded into one vector of four sums with two rounds of haddps.
+            if (Avx.IsSupported && d >= 8) j = ScaledDots4(pq, pk, stride, count, d, scale, ps);
+            for (; j < count; j++)
             {
                 float* k = pk + (long)j * stride;
                 int c = 0;
@@ -50,6 +55,62 @@ public static unsafe class AttentionScores
                 ps[j] = sum * scale;
             }
         }
+    }
+
+    /// <summary>ScaledDots for keys [0, count & ~3), four at a time; returns how many keys it covered.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int ScaledDots4(float* pq, float* pk, int stride, int count, int d, float scale, float* ps)
+    {
+        int j = 0;
+        for (; j + 4 <= count; j += 4)
+        {
+            float* k0 = pk + (long)j * stride, k1 = k0 + stride, k2 = k1 + stride, k3 = k2 + stride;
+            Vector256<float> r0, r1, r2, r3;
+            int c = 0;
+            if (Vector512.IsHardwareAccelerated && d >= 16)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (; c + 16 <= d; c += 16)
+                {
+                    var x = Vector512.Load(pq + c);
+                    a0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k0 + c), a0);
+                    a1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k1 + c), a1);
+                    a2 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k2 + c), a2);
+                    a3 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k3 + c), a3);
+                }
+                r0 = a0.GetLower() + a0.GetUpper();
+                r1 = a1.GetLower() + a1.GetUpper();
+                r2 = a2.GetLower() + a2.GetUpper();
+                r3 = a3.GetLower() + a3.GetUpper();
+            }
+            else
+            {
+                r0 = r1 = r2 = r3 = default;
+            }
+            for (; c + 8 <= d; c += 8)
+            {
+                var x = Vector256.Load(pq + c);
+                r0 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k0 + c), r0);
+                r1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k1 + c), r1);
+                r2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k2 + c), r2);
+                r3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k3 + c), r3);
+            }
+            // haddps twice: lane i of each 128-bit half holds a partial sum of key i; the two halves then add up.
+            var h = Avx.HorizontalAdd(Avx.HorizontalAdd(r0, r1), Avx.HorizontalAdd(r2, r3));
+            var sums = h.GetLower() + h.GetUpper();
+            if (c < d)
+            {
+                float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+                for (; c < d; c++)
+                {
+                    float x = pq[c];
+                    t0 += x * k0[c]; t1 += x * k1[c]; t2 += x * k2[c]; t3 += x * k3[c];
+                }
+                sums += Vector128.Create(t0, t1, t2, t3);
+            }
+            (sums * scale).Store(ps + j);
+        }
+        return j;
     }
 
     /// <summary><c>output[c] = Σ_j weights[j] · values[j·stride + c]</c> for c in [0, output.Length), j in [0, count).</summary>

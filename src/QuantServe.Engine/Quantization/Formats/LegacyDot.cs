@@ -78,6 +78,9 @@ internal static unsafe class LegacyDot
         static abstract void Rows4(byte* row, long rowBytes, int nb, byte* act, float* result);
     }
 
+    /// <summary>Weight bytes of one row panel of the batched loop: half of a typical 32-48 KiB L1 data cache.</summary>
+    private const long PanelBytes = 16 * 1024;
+
     // Full optimisation from the first call: tier-0 code of these loops is ~20x slower, and there is no profile worth waiting for.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowsOf<T, K>(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int batch, float* y, int yStride)
@@ -87,14 +90,22 @@ internal static unsafe class LegacyDot
         byte* data = w.Data;
         long rowBytes = w.RowBytes;
         int fullTiles = batch & ~3;
-        // Batch columns four at a time: each decoded weight block serves four activation vectors.
-        for (int r = rowStart; r < rowEnd && fullTiles > 0; r++)
+        // Batch columns four at a time: each decoded weight block serves four activation vectors. Rows go in panels of
+        // about 16 KiB that stay in L1 while every four-column tile (4 prepared vectors) passes over them, so the
+        // activations stream from L2 once per panel instead of once per row (they outweigh a row 4·34/18 times for Q4_0).
+        int panel = (int)Math.Clamp(PanelBytes / rowBytes, 1, 64);
+        for (int p0 = rowStart; p0 < rowEnd && fullTiles > 0; p0 += panel)
         {
-            byte* row = data + r * rowBytes;
+            int p1 = Math.Min(rowEnd, p0 + panel);
             for (int b = 0; b < fullTiles; b += 4)
             {
-                K.Tile4(row, nb, act + (long)b * stride, stride, r4);
-                for (int j = 0; j < 4; j++) y[(long)(b + j) * yStride + r] = r4[j];
+                byte* a = act + (long)b * stride;
+                float* yb = y + (long)b * yStride;
+                for (int r = p0; r < p1; r++)
+                {
+                    K.Tile4(data + r * rowBytes, nb, a, stride, r4);
+                    for (int j = 0; j < 4; j++) yb[(long)j * yStride + r] = r4[j];
+                }
             }
         }
         // Leftover columns (all of them when decoding one token): four rows at a time share each activation block.

@@ -231,6 +231,30 @@ public unsafe class KQuantFormatTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(FormatsAndPaths))]
+    public void DotRows_OneVectorAcrossManyRows_EqualsScalar(string name, KQuantKernelPath path)
+    {
+        // Decoding one token over whole row ranges: 4-row groups plus leftovers (ranges of 9 and 2 rows).
+        if (!KQuantKernels.IsSupported(path)) return;
+        var f = KQuantTestData.Format(name);
+        const int rows = 11, nb = 3, cols = nb * 256;
+        var q = Quantize(f, KQuantTestData.Nasty(rows * cols, 7), rows, cols);
+        var act = new byte[f.ActivationBytes(cols)];
+        f.PrepareActivation(KQuantTestData.Nasty(cols, 8), act);
+        var ys = new float[rows];
+        var yv = new float[rows];
+        fixed (byte* pq = q)
+        {
+            var m = new WeightMatrix("t", f, rows, cols, pq);
+            f.DotRows(m, 0, rows, act, act.Length, 1, ys, rows, KQuantKernelPath.Scalar);
+            f.DotRows(m, 0, 9, act, act.Length, 1, yv, rows, path);
+            f.DotRows(m, 9, rows, act, act.Length, 1, yv, rows, path);
+        }
+        for (int i = 0; i < rows; i++)
+            Assert.True(Math.Abs(ys[i] - yv[i]) <= 1e-5 * Math.Abs(ys[i]) + 1e-7, $"{name} {path} row {i}: {yv[i]} vs {ys[i]}");
+    }
+
     internal static byte[] Quantize(KQuantFormat f, float[] w, int rows, int cols)
     {
         long rb = f.RowBytes(cols);

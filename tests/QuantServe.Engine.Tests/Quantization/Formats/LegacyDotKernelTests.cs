@@ -89,6 +89,51 @@ public unsafe class LegacyDotKernelTests
 
     [Theory]
     [MemberData(nameof(LegacyTestData.Formats), MemberType = typeof(LegacyTestData))]
+    public void DotRows_BatchSpanningRowPanels_MatchesOneColumnAtATime(string name)
+    {
+        // Wide rows make the batched loop's L1 row panels a few rows tall, so ranges [0,5) and [5,41) cross several
+        // panel edges; batch 9 is two four-column tiles and one leftover column.
+        var f = LegacyTestData.Format(name);
+        const int rows = 41, cols = 4096, batch = 9;
+        long rowBytes = f.RowBytes(cols);
+        var wf = LegacyTestData.Gaussian(rows * cols, 77);
+        var w = new byte[rows * rowBytes];
+        for (int r = 0; r < rows; r++) f.QuantizeRow(wf.AsSpan(r * cols, cols), w.AsSpan((int)(r * rowBytes)));
+        int stride = f.ActivationBytes(cols) + 6;
+        var a = new byte[stride * batch];
+        var xs = LegacyTestData.Gaussian(batch * cols, 78);
+        for (int b = 0; b < batch; b++) f.PrepareActivation(xs.AsSpan(b * cols, cols), a.AsSpan(b * stride));
+        var rowValues = new float[cols];
+        var magnitude = new double[batch * rows];
+        for (int r = 0; r < rows; r++)
+        {
+            f.DequantizeRow(w.AsSpan((int)(r * rowBytes), (int)rowBytes), rowValues);
+            for (int b = 0; b < batch; b++)
+            {
+                var x = LegacyTestData.DequantizeActivation(a.AsSpan(b * stride), cols, f.UsesQ8_1);
+                for (int c = 0; c < cols; c++) magnitude[b * rows + r] += Math.Abs((double)rowValues[c] * x[c]);
+            }
+        }
+        foreach (var path in LegacyTestData.SupportedPaths().Prepend(LegacyKernelPath.Scalar).Distinct())
+        {
+            var batched = new float[batch * rows];
+            var single = new float[batch * rows];
+            fixed (byte* pw = w)
+            {
+                var m = new WeightMatrix("test.weight", f, rows, cols, pw);
+                f.DotRows(m, 0, 5, a, stride, batch, batched, rows, path);
+                f.DotRows(m, 5, rows, a, stride, batch, batched, rows, path);
+                for (int b = 0; b < batch; b++)
+                    f.DotRows(m, 0, rows, a.AsSpan(b * stride), stride, 1, single.AsSpan(b * rows), rows, path);
+            }
+            for (int i = 0; i < batched.Length; i++)
+                Assert.True(Math.Abs(batched[i] - single[i]) <= 1e-5 * magnitude[i] + 1e-30,
+                    $"{name} {path} out[{i}] (column {i / rows}, row {i % rows}): batched {batched[i]} vs alone {single[i]}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(LegacyTestData.Formats), MemberType = typeof(LegacyTestData))]
     public void DotRows_Scalar_MatchesDequantizedFloatDot(string name)
     {
         var f = LegacyTestData.Format(name);
