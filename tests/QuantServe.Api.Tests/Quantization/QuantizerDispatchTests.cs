@@ -42,8 +42,9 @@ public sealed class QuantizerDispatchTests : IAsyncLifetime
         Assert.InRange((double)report["bits_per_weight"]!, 4.4, 8.6);
         double ratio = (double)report["perplexity_ratio"]!;
         Assert.InRange(ratio, 0.9, 1.5);
-        Assert.InRange((double)report["kld_mean"]!, 1e-6, 0.5);
+        Assert.InRange((double)report["kld_mean"]!, 1e-6, 0.8); // 0.34 measured: a 512-token story model on out-of-domain prose
         Assert.Equal("int4-g32", (string?)report["tensor_formats"]!["model.layers.0.self_attn.q_proj.weight"]);
+        Console.WriteLine($"int4-g32 job: size {size} of {original}, bpw {report["bits_per_weight"]}, ppl ratio {ratio}, kld {report["kld_mean"]}, stages {report["stage_seconds"]!.ToJsonString()}");
 
         string folder = Path.Combine(_data, "models", "stories260K:int4-g32");
         Assert.Equal("quantserve", ModelLoader.DetectFormat(folder));
@@ -77,6 +78,7 @@ public sealed class QuantizerDispatchTests : IAsyncLifetime
         Assert.Contains("Q6_K", actual.Values);
         Assert.Contains("Q4_K", actual.Values);
         Assert.InRange((double)report["perplexity_ratio"]!, 0.95, 1.1);
+        Console.WriteLine($"Q4_K_M job: size {report["size_bytes"]}, bpw {report["bits_per_weight"]}, ppl ratio {report["perplexity_ratio"]}, kld {report["kld_mean"]}, stages {report["stage_seconds"]!.ToJsonString()}");
     }
 
     [Fact]
