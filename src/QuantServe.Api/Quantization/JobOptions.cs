@@ -7,11 +7,12 @@ public sealed record JobOptions
 {
     /// <summary>Registered model id to quantize (absent for uploads).</summary>
     [JsonPropertyName("model")] public string? Model { get; init; }
-    /// <summary>Target type (a ggml type name such as Q8_0 or Q4_K).</summary>
+    /// <summary>Target: a llama.cpp preset (Q4_K_M, Q8_0, …; Q3_K/Q4_K/Q5_K mean their _M mix, as in llama-quantize), any source;
+    /// or one of QuantServe's own types (int8, int4-g32, nf4, nf4-dq, fp4, llm-int8, …), non-GGUF sources.</summary>
     [JsonPropertyName("method")] public string? Method { get; init; }
-    /// <summary>Group size for group-wise methods (ggml types have a fixed block size and ignore it).</summary>
+    /// <summary>Kept with the job; unused: ggml types have a fixed block size and QuantServe's integer types name theirs (int4-g64).</summary>
     [JsonPropertyName("group_size")] public int? GroupSize { get; init; }
-    /// <summary>Calibration text (unused by round-to-nearest ggml types; kept with the job).</summary>
+    /// <summary>Calibration text (unused by the round-to-nearest pipelines; kept with the job).</summary>
     [JsonPropertyName("calibration_text")] public string? CalibrationText { get; init; }
     /// <summary>Evaluation text; default: the built-in slice.</summary>
     [JsonPropertyName("eval_text")] public string? EvalText { get; init; }

@@ -6,6 +6,9 @@ using QuantServe.Api.Hosting;
 using QuantServe.Api.Registry;
 using QuantServe.Engine.Evaluation;
 using QuantServe.Engine.Models;
+using QuantServe.Engine.Quantization.Gguf;
+using QuantServe.Engine.Quantization.Presets;
+using QuantServe.Engine.Quantization.Rtn;
 
 namespace QuantServe.Api.Quantization;
 
@@ -57,10 +60,17 @@ public sealed class JobRunner
     public void RemovePartialArtifacts()
     {
         Directory.CreateDirectory(ModelsDirectory);
-        foreach (var f in Directory.EnumerateFiles(ModelsDirectory, PartialPrefix + "*"))
+        // Our own temporaries and the RTN quantizer's hidden work folders (".<name>.<guid>.tmp").
+        var leftovers = Directory.EnumerateFileSystemEntries(ModelsDirectory, PartialPrefix + "*")
+            .Concat(Directory.EnumerateFileSystemEntries(ModelsDirectory, "." + PartialPrefix + "*.tmp"));
+        foreach (var f in leftovers.ToList())
         {
-            try { File.Delete(f); _log.LogInformation("Removed leftover partial artifact {File}", f); }
-            catch (IOException e) { _log.LogWarning("Could not remove {File}: {Problem}", f, e.Message); }
+            try
+            {
+                if (Directory.Exists(f)) Directory.Delete(f, recursive: true); else File.Delete(f);
+                _log.LogInformation("Removed leftover partial artifact {File}", f);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { _log.LogWarning("Could not remove {File}: {Problem}", f, e.Message); }
         }
     }
 
@@ -92,8 +102,11 @@ public sealed class JobRunner
         string method = job.Method.ToLowerInvariant();
         string modelId = $"{job.Model}:{method}";
         Directory.CreateDirectory(ModelsDirectory);
-        string partial = Path.Combine(ModelsDirectory, $"{PartialPrefix}{job.Id}.gguf");
-        string final = Path.Combine(ModelsDirectory, modelId + ".gguf");
+        // GGUF presets write one .gguf file; QuantServe's own types write a quantized folder (renamed as a whole).
+        bool rtn = QuantizationMethods.IsRtn(job.Method);
+        string suffix = rtn ? "" : ".gguf";
+        string partial = Path.Combine(ModelsDirectory, $"{PartialPrefix}{job.Id}{suffix}");
+        string final = Path.Combine(ModelsDirectory, modelId + suffix);
         double baseProgress = 0;
         string stage = "load";
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
@@ -116,17 +129,17 @@ public sealed class JobRunner
             {
                 source = options.SourcePath ?? _registry.Find(job.Model)?.Path
                     ?? throw new InvalidOperationException($"model '{job.Model}' is no longer registered");
-                if (!GgufTypeQuantizer.Methods.TryGetValue(method, out _))
-                    throw new InvalidOperationException($"unknown method '{job.Method}'");
-                if (!File.Exists(source) || !source.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
-                    throw new InvalidOperationException($"'{job.Model}' is a {ModelLoader.DetectFormat(source) ?? "non-GGUF"} model; ggml types are produced from GGUF sources");
+                if (QuantizationMethods.Canonical(job.Method) is null)
+                    throw new InvalidOperationException($"unknown method '{job.Method}'; valid methods: {QuantizationMethods.ValidNames}");
+                if (QuantizationMethods.SourceProblem(job.Method, ModelLoader.DetectFormat(source)) is { } problem)
+                    throw new InvalidOperationException(problem);
             }
             using var baseModel = ModelLoader.Load(source);
 
             Enter("quantize");
             IReadOnlyDictionary<string, string> formats;
             using (_telemetry.Stage(job.Id, "quantize", job.Model, method))
-                formats = GgufTypeQuantizer.Quantize(source, partial, GgufTypeQuantizer.Methods[method], Report, cancellation);
+                formats = rtn ? QuantizeRtn(baseModel, partial, job.Method, Report, cancellation) : QuantizeGguf(source, partial, job.Method, Report, cancellation);
             using var quant = ModelLoader.Load(partial);
 
             Enter("evaluate");
@@ -155,8 +168,8 @@ public sealed class JobRunner
             Enter("register");
             cancellation.ThrowIfCancellationRequested();
             timings.Remove("register");
-            long size = new FileInfo(partial).Length;
-            long originalSize = new FileInfo(source).Length;
+            long size = QuantizationMethods.SizeOnDisk(partial);
+            long originalSize = QuantizationMethods.SizeOnDisk(source);
             var report = new
             {
                 SizeBytes = size,
@@ -178,7 +191,7 @@ public sealed class JobRunner
                 StageSeconds = timings,
             };
             quant.Dispose();
-            File.Move(partial, final, overwrite: true);
+            Publish(partial, final);
             _registry.Register(modelId);
             _telemetry.RecordQuality(job.Model, method, quality, task?.DegradationPct);
             _telemetry.RecordVram(modelId, method, vram);
@@ -202,6 +215,55 @@ public sealed class JobRunner
         }
     }
 
+    private static IReadOnlyDictionary<string, string> QuantizeGguf(string source, string output, string method, Action<double> report,
+        CancellationToken cancellation)
+    {
+        var result = GgufQuantizer.Quantize(source, output, new QuantizeOptions
+        {
+            Preset = QuantizationMethods.Preset(method) ?? GgufPresets.Find(method),
+            Progress = new Reporter<QuantizeProgress>(p => report(p.Fraction)),
+        }, cancellation);
+        return result.Tensors.ToDictionary(t => t.Tensor.Name, t => t.Tensor.Type.ToString(), StringComparer.Ordinal);
+    }
+
+    private static IReadOnlyDictionary<string, string> QuantizeRtn(LoadedModel source, string output, string method, Action<double> report,
+        CancellationToken cancellation)
+    {
+        var result = RtnQuantizer.Quantize(source, output, new RtnQuantizeOptions
+        {
+            Type = method,
+            Progress = new Reporter<RtnQuantizeProgress>(p => report(p.Fraction)),
+        }, cancellation);
+        return result.Tensors.ToDictionary(t => t.Name, t => t.Type, StringComparer.Ordinal);
+    }
+
+    // Synchronous, unlike Progress<T>, so no report can land after the stage has moved on.
+    private sealed class Reporter<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+
+    /// <summary>Renames the finished artifact (file or folder) to its served name, replacing an earlier one.</summary>
+    private static void Publish(string partial, string final)
+    {
+        if (File.Exists(partial))
+        {
+            File.Move(partial, final, overwrite: true);
+            return;
+        }
+        if (Directory.Exists(final))
+        {
+            // Swap through a hidden name so a crash mid-replace leaves either the old model or a removable leftover.
+            string old = Path.Combine(Path.GetDirectoryName(final)!, $"{PartialPrefix}old-{Guid.NewGuid():N}");
+            Directory.Move(final, old);
+            Directory.Move(partial, final);
+            TryDelete(old);
+            return;
+        }
+        if (File.Exists(final)) File.Delete(final);
+        Directory.Move(partial, final);
+    }
+
     /// <summary>The VRAM estimate as the API writes it.</summary>
     public static object VramJson(VramEstimate v) => new
     {
@@ -218,6 +280,11 @@ public sealed class JobRunner
 
     private static void TryDelete(string path)
     {
-        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        try
+        {
+            if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+            else File.Delete(path);
+        }
+        catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

@@ -70,8 +70,8 @@ public static class QuantizeEndpoints
                 var entry = registry.Find(options.Model);
                 if (entry is null) return Problem(404, "Unknown model", $"no model '{options.Model}' is registered (GET /v1/models lists them)");
                 if (MethodProblem(options.Method) is { } p) return p;
-                if (!entry.Path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) || !File.Exists(entry.Path))
-                    return Problem(400, "Unsupported source", $"'{entry.Id}' is a {entry.Format} model; ggml types are produced from GGUF sources (upload or register a .gguf)");
+                if (QuantizationMethods.SourceProblem(options.Method!, ModelLoader.DetectFormat(entry.Path)) is { } why)
+                    return Problem(400, "Unsupported source", $"'{entry.Id}': {why}");
             }
             else if (request.HasFormContentType && MediaTypeHeaderValue.TryParse(request.ContentType, out var media)
                      && media.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
@@ -95,8 +95,8 @@ public static class QuantizeEndpoints
 
         var job = new JobRecord
         {
-            Id = id, Model = options.Model!, Method = options.Method!.ToUpperInvariant(), Status = JobStatus.Queued,
-            OptionsJson = JsonSerializer.Serialize(options with { Model = options.Model, Method = options.Method!.ToUpperInvariant() }, JobRunner.Json),
+            Id = id, Model = options.Model!, Method = QuantizationMethods.Canonical(options.Method)!, Status = JobStatus.Queued,
+            OptionsJson = JsonSerializer.Serialize(options with { Model = options.Model, Method = QuantizationMethods.Canonical(options.Method) }, JobRunner.Json),
             Created = DateTimeOffset.UtcNow,
         };
         store.Insert(job);
@@ -111,9 +111,8 @@ public static class QuantizeEndpoints
 
     private static ProblemHttpResult? MethodProblem(string? method)
     {
-        if (!string.IsNullOrWhiteSpace(method) && GgufTypeQuantizer.Methods.ContainsKey(method)) return null;
-        string valid = string.Join(", ", GgufTypeQuantizer.Methods.Keys.Select(k => k.ToUpperInvariant()).Order(StringComparer.Ordinal));
-        return Problem(400, "Unknown method", $"'{method}' is not a quantization method; valid methods: {valid}");
+        if (QuantizationMethods.Canonical(method) is not null) return null;
+        return Problem(400, "Unknown method", $"'{method}' is not a quantization method; valid methods: {QuantizationMethods.ValidNames}");
     }
 
     private static async Task<(JobOptions, ProblemHttpResult?)> ReceiveMultipart(HttpContext http, MediaTypeHeaderValue media, string dir,
@@ -174,9 +173,8 @@ public static class QuantizeEndpoints
         catch (FormatException e) { return (new JobOptions(), Problem(400, "Malformed field", e.Message)); }
 
         string source = UploadValidator.Validate(filePath, fileName!, Path.Combine(dir, "model"), limits);
-        if (!source.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
-            return (new JobOptions(), Problem(400, "Unsupported source",
-                $"'{fileName}' holds a {ModelLoader.DetectFormat(source)} model; ggml types are produced from GGUF sources"));
+        if (QuantizationMethods.SourceProblem(options.Method!, ModelLoader.DetectFormat(source)) is { } why)
+            return (new JobOptions(), Problem(400, "Unsupported source", $"'{fileName}': {why}"));
         string model = Path.GetFileNameWithoutExtension(fileName!);
         if (!ModelCatalog.IsValidId(model, out var idProblem))
             return (new JobOptions(), Problem(400, "Bad file name", $"'{fileName}' cannot name a model: {idProblem}"));

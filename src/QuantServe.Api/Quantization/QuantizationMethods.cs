@@ -1,0 +1,56 @@
+using QuantServe.Engine.Quantization.Formats;
+using QuantServe.Engine.Quantization.Presets;
+using QuantServe.Engine.Tensors;
+
+namespace QuantServe.Api.Quantization;
+
+/// <summary>
+/// The methods a job may name and the pipeline each goes to: llama.cpp's presets (Q4_K_M, Q8_0, …) →
+/// GgufQuantizer, any source; QuantServe's own types (int8, int4-g32, nf4, llm-int8, …) → RtnQuantizer, non-GGUF sources.
+/// </summary>
+public static class QuantizationMethods
+{
+    /// <summary>The GGUF preset named <paramref name="method"/>, or null.</summary>
+    public static GgufPreset? Preset(string? method)
+    {
+        if (string.IsNullOrWhiteSpace(method)) return null;
+        // llama-quantize reads the bare k-quant names as their medium mix; jobs named Q4_K before the presets keep working.
+        string name = method.Trim().ToUpperInvariant() switch { "Q3_K" => "Q3_K_M", "Q4_K" => "Q4_K_M", "Q5_K" => "Q5_K_M", var n => n };
+        return GgufPresets.TryFind(name);
+    }
+
+    /// <summary>Whether <paramref name="method"/> names one of QuantServe's own (RTN) types; a preset name wins.</summary>
+    public static bool IsRtn(string? method)
+    {
+        if (string.IsNullOrWhiteSpace(method) || Preset(method) is not null) return false;
+        return Rtn(method) is not null;
+    }
+
+    private static RtnFormat? Rtn(string method)
+    {
+        // An absurd group size overflows the parser: that is an unknown name, not a server error.
+        try { return RtnFormats.Parse(method.Trim()); }
+        catch (Exception e) when (e is ArgumentException or OverflowException or FormatException) { return null; }
+    }
+
+    /// <summary>The canonical spelling: preset names upper case, RTN types lower case; null when unknown.</summary>
+    public static string? Canonical(string? method)
+        => Preset(method) is { } p ? p.Name : IsRtn(method) ? Rtn(method!)!.Name : null;
+
+    /// <summary>Every valid name (parameterised integer types accept any group size: intB[-gG|-pt][-asym]).</summary>
+    public static string ValidNames
+        => $"GGUF presets: {GgufPresets.Names}; QuantServe types (non-GGUF sources): "
+           + string.Join(", ", RtnFormats.Common.Select(f => f.Name).Distinct(StringComparer.OrdinalIgnoreCase))
+           + " (intB-gG[-asym] with any bits 2-8 and group size)";
+
+    /// <summary>Why <paramref name="method"/> cannot quantize a source of <paramref name="sourceFormat"/>, or null.</summary>
+    public static string? SourceProblem(string method, string? sourceFormat)
+        => IsRtn(method) && sourceFormat == "gguf"
+            ? $"'{method}' is one of QuantServe's own types, produced from Hugging Face, llama2.c or QuantServe folders, not from GGUF files; use a GGUF preset ({GgufPresets.Names}) for a GGUF source"
+            : null;
+
+    /// <summary>Bytes of a model on disk: a file's length or the total of a folder's files.</summary>
+    public static long SizeOnDisk(string path)
+        => File.Exists(path) ? new FileInfo(path).Length
+            : Directory.Exists(path) ? new DirectoryInfo(path).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
+}
