@@ -57,7 +57,7 @@ public static unsafe class AttentionScores
         }
     }
 
-    /// <summary>ScaledDots for keys [0, count & ~3), four at a time; returns how many keys it covered.</summary>
+    /// <summary>ScaledDots for keys [0, count &amp; ~3), four at a time; returns how many keys it covered.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ScaledDots4(float* pq, float* pk, int stride, int count, int d, float scale, float* ps)
     {
