@@ -24,6 +24,7 @@ public static class CliApp
             QuantizeCommand.Create(),
             EvalCommand.Create(),
             ImatrixCommand.Create(),
+            SynthCommand.Create(),
         };
         return root;
     }

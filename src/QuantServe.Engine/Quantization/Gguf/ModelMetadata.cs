@@ -1,5 +1,6 @@
 using QuantServe.Engine.Formats.Gguf;
 using QuantServe.Engine.Models;
+using QuantServe.Engine.Tokenization;
 
 namespace QuantServe.Engine.Quantization.Gguf;
 
@@ -14,11 +15,15 @@ public static class ModelMetadata
     public static string GgufArchitecture(ModelConfig c) => c.Architecture == "qwen2" ? "qwen2" : "llama";
 
     /// <summary>Builds the metadata of <paramref name="model"/> named <paramref name="name"/>.</summary>
-    public static GgufMetadata Build(LoadedModel model, string name)
+    public static GgufMetadata Build(LoadedModel model, string name) =>
+        Build(model.Config, model.Tokenizer, model.ChatTemplate, model.SourcePath, name);
+
+    /// <summary>Builds the metadata of a model described by <paramref name="c"/> with vocabulary <paramref name="tokenizer"/>
+    /// (<paramref name="source"/> names it in errors).</summary>
+    public static GgufMetadata Build(ModelConfig c, Tokenizer tokenizer, string? chatTemplate, string source, string name)
     {
-        var c = model.Config;
         if (c.RopeFrequencyFactors is not null)
-            throw new NotSupportedException($"{model.SourcePath}: per-pair RoPE frequency factors (Llama 3.1 rope scaling) cannot be written to GGUF by QuantServe yet");
+            throw new NotSupportedException($"{source}: per-pair RoPE frequency factors (Llama 3.1 rope scaling) cannot be written to GGUF by QuantServe yet");
         string arch = GgufArchitecture(c);
         var m = new GgufMetadata();
         m.Set("general.architecture", GgufValue.FromString(arch));
@@ -43,8 +48,8 @@ public static class ModelMetadata
             m.Set($"{arch}.rope.scaling.type", GgufValue.FromString("linear"));
             m.Set($"{arch}.rope.scaling.factor", GgufValue.FromFloat32(c.RopeScale));
         }
-        TokenizerMetadata.Write(m, model.Tokenizer);
-        if (model.ChatTemplate is { } template) m.Set("tokenizer.chat_template", GgufValue.FromString(template));
+        TokenizerMetadata.Write(m, tokenizer);
+        if (chatTemplate is { } template) m.Set("tokenizer.chat_template", GgufValue.FromString(template));
         return m;
     }
 }
