@@ -89,8 +89,30 @@ public abstract unsafe class KQuantFormat : TensorFormat
     /// and each of <paramref name="count"/> (≤ 64) Q8_K activation vectors (<paramref name="activationStride"/> bytes apart),
     /// writes <c>y[b·yStride + r]</c>. Implementations decode each weight block once and reuse it for every activation vector.
     /// </summary>
-    private protected abstract void DotRowRange(byte* rows, long rowBytes, int rowCount, int nb, byte* activations, int activationStride,
-        int count, float* y, int yStride, KQuantKernelPath path);
+    [SkipLocalsInit]
+    private protected void DotRowRange(byte* rows, long rowBytes, int rowCount, int nb, byte* activations, int activationStride,
+        int count, float* y, int yStride, KQuantKernelPath path)
+    {
+        if (path == KQuantKernelPath.Avx512) { DotRowRangeAvx512(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride); return; }
+        if (path == KQuantKernelPath.Avx2) { DotRowRangeAvx2(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride); return; }
+        float* acc = stackalloc float[count];
+        for (int r = 0; r < rowCount; r++)
+        {
+            new Span<float>(acc, count).Clear();
+            DotRow(rows + r * rowBytes, nb, activations, activationStride, count, acc, path);
+            for (int b = 0; b < count; b++) y[(long)b * yStride + r] = acc[b];
+        }
+    }
+
+    /// <summary>The fused AVX-512 kernel of <see cref="DotRowRange"/> (one per format).</summary>
+    private protected abstract void DotRowRangeAvx512(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride);
+
+    /// <summary>The fused AVX2 kernel of <see cref="DotRowRange"/> (one per format).</summary>
+    private protected abstract void DotRowRangeAvx2(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride);
+
+    /// <summary>One weight row against <paramref name="count"/> activation vectors on the scalar or Vector128 path,
+    /// accumulated into <paramref name="acc"/>.</summary>
+    private protected abstract void DotRow(byte* row, int nb, byte* activations, int activationStride, int count, float* acc, KQuantKernelPath path);
 
     private protected static void CheckQuantizeArgs(string name, int blockBytes, ReadOnlySpan<float> x, Span<byte> destination, ReadOnlySpan<float> importance)
     {

@@ -32,7 +32,7 @@ public sealed unsafe partial class Q3KFormat
         => Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(((BlockQ8K*)a)->BSums), scales), 2);
 
     [SkipLocalsInit]
-    private static void DotRowRangeAvx2(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
+    private protected override void DotRowRangeAvx2(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
     {
         var m2 = Vector256.Create((byte)3);
         var one = Vector256.Create((byte)1);

@@ -54,7 +54,7 @@ public sealed unsafe partial class Q4KFormat
     }
 
     [SkipLocalsInit]
-    private static void DotRowRangeAvx512(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
+    private protected override void DotRowRangeAvx512(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
     {
         var m4 = Vector512.Create((byte)0x0F);
         // 16-bit lanes 0..15 (bytes 0..31) keep the low nibbles, lanes 16..31 take the high nibbles.
@@ -116,7 +116,7 @@ public sealed unsafe partial class Q4KFormat
     }
 
     [SkipLocalsInit]
-    private static void DotRowRangeAvx2(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
+    private protected override void DotRowRangeAvx2(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
     {
         var m4 = Vector256.Create((byte)0x0F);
         var minPairs = Vector128.Create((byte)8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);

@@ -10,7 +10,7 @@ namespace QuantServe.Engine.Quantization.Formats;
 public sealed unsafe partial class Q5KFormat
 {
     [SkipLocalsInit]
-    private static void DotRowRangeAvx2(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
+    private protected override void DotRowRangeAvx2(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
     {
         var m4 = Vector256.Create((byte)0x0F);
         var one = Vector256.Create((byte)1);

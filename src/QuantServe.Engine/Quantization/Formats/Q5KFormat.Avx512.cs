@@ -10,7 +10,7 @@ namespace QuantServe.Engine.Quantization.Formats;
 public sealed unsafe partial class Q5KFormat
 {
     [SkipLocalsInit]
-    private static void DotRowRangeAvx512(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
+    private protected override void DotRowRangeAvx512(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
     {
         var m4 = Vector512.Create((byte)0x0F);
         var one = Vector512.Create((byte)1);

@@ -17,7 +17,7 @@ public sealed unsafe partial class Q6KFormat
         => Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(((BlockQ8K*)a)->BSums), scales), 5);
 
     [SkipLocalsInit]
-    private static void DotRowRangeAvx512(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
+    private protected override void DotRowRangeAvx512(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
     {
         if (count == 1 && rowCount >= 4)
         {
@@ -87,7 +87,7 @@ public sealed unsafe partial class Q6KFormat
     }
 
     [SkipLocalsInit]
-    private static void DotRowRangeAvx2(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
+    private protected override void DotRowRangeAvx2(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int count, float* y, int yStride)
     {
         if (count == 1 && rowCount >= 4)
         {

@@ -138,24 +138,9 @@ public sealed unsafe partial class Q6KFormat : KQuantFormat
         }
     }
 
-    /// <inheritdoc />
-    [SkipLocalsInit]
-    private protected override void DotRowRange(byte* rows, long rowBytes, int rowCount, int nb, byte* activations, int activationStride,
-        int count, float* y, int yStride, KQuantKernelPath path)
-    {
-        if (path == KQuantKernelPath.Avx512) { DotRowRangeAvx512(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride); return; }
-        if (path == KQuantKernelPath.Avx2) { DotRowRangeAvx2(rows, rowBytes, rowCount, nb, activations, activationStride, count, y, yStride); return; }
-        float* acc = stackalloc float[count];
-        for (int r = 0; r < rowCount; r++)
-        {
-            new Span<float>(acc, count).Clear();
-            DotRow(rows + r * rowBytes, nb, activations, activationStride, count, acc, path);
-            for (int b = 0; b < count; b++) y[(long)b * yStride + r] = acc[b];
-        }
-    }
 
     [SkipLocalsInit]
-    private static void DotRow(byte* row, int nb, byte* activations, int activationStride, int count, float* acc, KQuantKernelPath path)
+    private protected override void DotRow(byte* row, int nb, byte* activations, int activationStride, int count, float* acc, KQuantKernelPath path)
     {
         if (path == KQuantKernelPath.Scalar)
         {
