@@ -56,8 +56,10 @@ internal sealed class ByteMutator(Random rng, List<string> log)
             1 => span[0], 2 => BinaryPrimitives.ReadUInt16LittleEndian(span),
             4 => BinaryPrimitives.ReadUInt32LittleEndian(span), _ => BinaryPrimitives.ReadUInt64LittleEndian(span),
         };
-        ulong value = rng.Next(6) switch
+        ulong value = rng.Next(8) switch
         {
+            6 => (ulong)-(long)SignExtend(old, f.Width),
+            7 => old / 2,
             0 => old + 1,
             1 => old - 1,
             2 => old * 2,
@@ -75,6 +77,11 @@ internal sealed class ByteMutator(Random rng, List<string> log)
         Log.Add($"field {f.Name}@{f.Offset} {old}->{value & (f.Width == 8 ? ulong.MaxValue : (1UL << (8 * f.Width)) - 1)}");
         return copy;
     }
+
+    private static long SignExtend(ulong v, int width) => width switch
+    {
+        1 => (sbyte)v, 2 => (short)v, 4 => (int)v, _ => (long)v,
+    };
 
     private byte[] FlipBits(byte[] data, long hot)
     {

@@ -49,6 +49,7 @@ internal static class FuzzCorpus
         var m = new GgufMetadata();
         m.Set("general.architecture", GgufValue.FromString("llama"));
         m.Set("general.name", GgufValue.FromString("stories260K"));
+        m.Set("general.alignment", GgufValue.FromUInt32(32));
         m.Set("llama.context_length", GgufValue.FromUInt32((uint)c.ContextLength));
         m.Set("llama.embedding_length", GgufValue.FromUInt32((uint)c.Dim));
         m.Set("llama.feed_forward_length", GgufValue.FromUInt32((uint)c.HiddenDim));

@@ -47,12 +47,23 @@ internal sealed class FuzzRun(string reader, ITestOutputHelper output)
     /// <summary>Runs <paramref name="cases"/> cases: <paramref name="prepare"/> builds the mutant and returns the action to check.</summary>
     public void Run(int cases, Func<FuzzCase, Action> prepare)
     {
-        var clock = Stopwatch.StartNew();
-        for (int i = 0; i < cases; i++)
-        {
-            if (FuzzSettings.Only is { } only && only != i) continue;
-            RunOne(i, prepare);
-        }
+        for (int i = 0; i < cases; i++) Case(i, prepare);
+        Report();
+    }
+
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    /// <summary>Runs case <paramref name="index"/> (skipped when <c>QUANTSERVE_FUZZ_ONLY</c> names another).</summary>
+    public void Case(int index, Func<FuzzCase, Action> prepare)
+    {
+        if (FuzzSettings.Only is { } only && only != index) return;
+        RunOne(index, prepare);
+    }
+
+    /// <summary>Prints the tally and fails the test when any case failed.</summary>
+    public void Report()
+    {
+        var clock = _clock;
         output.WriteLine($"{reader}: {Tried} cases, {Rejected} rejected cleanly, {Loaded} loaded, {_failures.Count} failures " +
                          $"in {clock.Elapsed.TotalSeconds:F1} s (seed {FuzzSettings.Seed}, max allocation {MaxAllocated / 1024} KiB)");
         foreach (var (reason, count) in _reasons.OrderByDescending(p => p.Value).Take(12))

@@ -24,6 +24,27 @@ internal static class GgufFieldMap
             p += n;
             return s;
         }
+        void ArrayBody(string key)
+        {
+            spots.Add(new(p, 4, key + ".elemtype"));
+            uint et = U32();
+            spots.Add(new(p, 8, key + ".count"));
+            long count = (long)U64();
+            if (et == 8)
+            {
+                long step = Math.Max(1, count / 64);
+                for (long k = 0; k < count; k++) Str($"{key}[{k}]", record: k % step == 0);
+            }
+            else if (et == 9)
+            {
+                for (long k = 0; k < count; k++) ArrayBody($"{key}[{k}]");
+            }
+            else
+            {
+                if (count > 0) spots.Add(new(p, Size(et), key + "[0]"));
+                p += count * Size(et);
+            }
+        }
         static int Size(uint t) => t switch { 0 or 1 or 7 => 1, 2 or 3 => 2, 4 or 5 or 6 => 4, 10 or 11 or 12 => 8, _ => -1 };
 
         spots.Add(new(4, 4, "version"));
@@ -38,23 +59,7 @@ internal static class GgufFieldMap
             spots.Add(new(p, 4, key + ".type"));
             uint type = U32();
             if (type == 8) Str(key);
-            else if (type == 9)
-            {
-                spots.Add(new(p, 4, key + ".elemtype"));
-                uint et = U32();
-                spots.Add(new(p, 8, key + ".count"));
-                long count = (long)U64();
-                if (et == 8)
-                {
-                    long step = Math.Max(1, count / 64);
-                    for (long k = 0; k < count; k++) Str($"{key}[{k}]", record: k % step == 0);
-                }
-                else
-                {
-                    if (count > 0) spots.Add(new(p, Size(et), key + "[0]"));
-                    p += count * Size(et);
-                }
-            }
+            else if (type == 9) ArrayBody(key);
             else
             {
                 int size = Size(type);
