@@ -1,5 +1,6 @@
 using System.Text.Json;
 using QuantServe.Engine.Models;
+using QuantServe.Engine.Formats;
 
 namespace QuantServe.Engine.Formats.HuggingFace;
 
@@ -68,7 +69,7 @@ public sealed record HuggingFaceConfig
         string path = System.IO.Path.Combine(System.IO.Path.GetFullPath(folder), "config.json");
         if (!File.Exists(path)) throw new ModelLoadException(path, "config.json is missing: not a Hugging Face model folder");
         using var doc = HuggingFaceJson.ParseFile(path);
-        return Parse(new HuggingFaceJson(path, doc.RootElement));
+        return JsonGuard.Read(path, () => Parse(new HuggingFaceJson(path, doc.RootElement)));
     }
 
     /// <summary>Parses a config.json already read from <paramref name="path"/>.</summary>
@@ -80,7 +81,7 @@ public sealed record HuggingFaceConfig
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new ModelLoadException(path, "not a JSON object");
-            return Parse(new HuggingFaceJson(path, doc.RootElement));
+            return JsonGuard.Read(path, () => Parse(new HuggingFaceJson(path, doc.RootElement)));
         }
     }
 

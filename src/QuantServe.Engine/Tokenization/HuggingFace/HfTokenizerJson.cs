@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using QuantServe.Engine.Formats;
 using QuantServe.Engine.Models;
 using QuantServe.Engine.Tokenization.Bpe;
 using QuantServe.Engine.Tokenization.Text;
@@ -51,15 +52,19 @@ public static class HfTokenizerJson
         var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Object) throw reader.Fail("the top level is not a JSON object");
 
-        var model = reader.Model(root);
-        var added = reader.AddedTokens(root);
         var normalizers = new List<Normalizer>();
-        reader.Normalizer(root.GetPropertyOrNull("normalizer"), "normalizer", normalizers);
         var preTokenizers = new List<PreTokenizer>();
-        reader.PreTokenizer(root.GetPropertyOrNull("pre_tokenizer"), "pre_tokenizer", preTokenizers);
         var decoder = new List<DecoderStep>();
-        reader.Decoder(root.GetPropertyOrNull("decoder"), "decoder", decoder);
-        var (templateBos, templateEos) = reader.PostProcessorSpecials(root.GetPropertyOrNull("post_processor"));
+        var (model, added, templateBos, templateEos) = JsonGuard.Read(tokenizerPath, () =>
+        {
+            var model = reader.Model(root);
+            var added = reader.AddedTokens(root);
+            reader.Normalizer(root.GetPropertyOrNull("normalizer"), "normalizer", normalizers);
+            reader.PreTokenizer(root.GetPropertyOrNull("pre_tokenizer"), "pre_tokenizer", preTokenizers);
+            reader.Decoder(root.GetPropertyOrNull("decoder"), "decoder", decoder);
+            var (bos, eos) = reader.PostProcessorSpecials(root.GetPropertyOrNull("post_processor"));
+            return (model, added, bos, eos);
+        });
 
         int byteLevelAt = preTokenizers.FindIndex(p => p is ByteLevelPreTokenizer);
         if (byteLevelAt >= 0 && byteLevelAt != preTokenizers.Count - 1)
@@ -75,11 +80,17 @@ public static class HfTokenizerJson
         {
             var cfg = configDoc.RootElement;
             if (cfg.ValueKind != JsonValueKind.Object) throw cfgReader.Fail("the top level is not a JSON object");
-            if (cfg.TryGetProperty("bos_token", out var bos)) bosText = cfgReader.TokenText(bos, "bos_token");
-            if (cfg.TryGetProperty("eos_token", out var eos)) eosText = cfgReader.TokenText(eos, "eos_token");
-            if (cfg.TryGetProperty("add_bos_token", out var ab)) addBos = cfgReader.Bool(ab, "add_bos_token");
-            if (cfg.TryGetProperty("add_eos_token", out var ae)) addEos = cfgReader.Bool(ae, "add_eos_token");
-            if (cfg.TryGetProperty("chat_template", out var ct)) chatTemplate = cfgReader.ChatTemplate(ct);
+            (bosText, eosText, addBos, addEos, chatTemplate) = JsonGuard.Read(configPath ?? "tokenizer_config.json", () =>
+            {
+                string? b = bosText, e = eosText, t = null;
+                bool addB = addBos, addE = addEos;
+                if (cfg.TryGetProperty("bos_token", out var bos)) b = cfgReader.TokenText(bos, "bos_token");
+                if (cfg.TryGetProperty("eos_token", out var eos)) e = cfgReader.TokenText(eos, "eos_token");
+                if (cfg.TryGetProperty("add_bos_token", out var ab)) addB = cfgReader.Bool(ab, "add_bos_token");
+                if (cfg.TryGetProperty("add_eos_token", out var ae)) addE = cfgReader.Bool(ae, "add_eos_token");
+                if (cfg.TryGetProperty("chat_template", out var ct)) t = cfgReader.ChatTemplate(ct);
+                return (b, e, addB, addE, t);
+            });
         }
         eosText ??= templateEos;
 
