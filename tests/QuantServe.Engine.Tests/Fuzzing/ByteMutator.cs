@@ -78,6 +78,28 @@ internal sealed class ByteMutator(Random rng, List<string> log)
         return copy;
     }
 
+    private static readonly int[] SignedBoundary = [0, 1, -1, 2, int.MinValue, int.MaxValue, int.MinValue + 1, 1 << 16, 1 << 24, 1 << 30, -(1 << 16)];
+
+    /// <summary>Rewrites a little-endian int32 field with a signed boundary value or a small change of its own value.</summary>
+    public byte[] RewriteInt32(byte[] data, FieldSpot f)
+    {
+        if (f.Offset + 4 > data.Length) return data;
+        var copy = (byte[])data.Clone();
+        var span = copy.AsSpan((int)f.Offset, 4);
+        int old = BinaryPrimitives.ReadInt32LittleEndian(span);
+        int value = rng.Next(6) switch
+        {
+            0 => unchecked(-old),
+            1 => unchecked(old + rng.Next(-3, 4)),
+            2 => unchecked(old * 2),
+            3 => old / 2,
+            _ => SignedBoundary[rng.Next(SignedBoundary.Length)],
+        };
+        BinaryPrimitives.WriteInt32LittleEndian(span, value);
+        Log.Add($"int32 {f.Name}@{f.Offset} {old}->{value}");
+        return copy;
+    }
+
     private static long SignExtend(ulong v, int width) => width switch
     {
         1 => (sbyte)v, 2 => (short)v, 4 => (int)v, _ => (long)v,

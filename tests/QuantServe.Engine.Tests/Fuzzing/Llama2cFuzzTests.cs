@@ -34,7 +34,9 @@ public class Llama2cFuzzTests(ITestOutputHelper output)
         var original = File.ReadAllBytes(FuzzCorpus.StoriesCheckpoint);
         new FuzzRun("llama2c", output).Run(cases, c =>
         {
-            var bytes = c.Mutator().Mutate(original, 28, Header);
+            var m = c.Mutator();
+            var bytes = c.Rng.Next(2) == 0 ? m.RewriteInt32(original, Header[c.Rng.Next(Header.Length)]) : original;
+            if (bytes == original || c.Rng.Next(3) == 0) bytes = m.Mutate(bytes, 28, Header);
             string path = c.Path("stories260K.bin");
             File.WriteAllBytes(path, bytes);
             File.CreateSymbolicLink(c.Path("tok512.bin"), FuzzCorpus.StoriesTokenizer);
