@@ -94,6 +94,10 @@ public static class HfTokenizerJson
         }
         eosText ??= templateEos;
 
+        int addedLimit = SparseIdLimit(model.Pieces.Length + added.Count);
+        if (added.FirstOrDefault(t => t.Id >= addedLimit) is { } far)
+            throw reader.Fail($"added token '{far.Content}' has id {far.Id}, far beyond the {model.Pieces.Length} vocabulary ids and {added.Count} added tokens (ids must be nearly dense)");
+
         var resolver = configDoc != null ? cfgReader : reader;
         int bosId = ResolveToken(model.Pieces, added, bosText, "bos_token", resolver);
         int eosId = ResolveToken(model.Pieces, added, eosText, "eos_token", resolver);
@@ -123,6 +127,10 @@ public static class HfTokenizerJson
             TokenizerConfigPath = configDoc != null ? configPath : null,
         };
     }
+
+    /// <summary>Largest id (exclusive) accepted for <paramref name="count"/> tokens: twice the count plus 1024 leaves room
+    /// for the gaps real files have while bounding what a corrupt id can make the tokenizer allocate.</summary>
+    private static int SparseIdLimit(int count) => (int)Math.Min(1 << 24, 2L * count + 1024);
 
     private static int ResolveToken(string?[] pieces, List<AddedToken> added, string? text, string name, Reader reader)
     {
@@ -175,6 +183,9 @@ public static class HfTokenizerJson
                 entries.Add((p.Name, id));
                 max = Math.Max(max, id);
             }
+            // Ids index arrays sized by the largest one, so a lone huge id in a tiny file would allocate hundreds of MB.
+            if (max >= SparseIdLimit(entries.Count))
+                throw Fail($"model.vocab id {max} is far beyond its {entries.Count} entries (ids must be nearly dense)");
             var pieces = new string?[max + 1];
             foreach (var (piece, id) in entries)
             {
