@@ -56,6 +56,14 @@ public static class SwaggerSetup
                 Example = JsonValue.Create("Tell me a story about a cat."),
             });
             c.OperationFilter<RequestExamplesFilter>();
+            // API keys (QuantServe:Auth): a bearer token on every route but /health, /metrics and Swagger itself.
+            c.AddSecurityDefinition("ApiKey", new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.Http,
+                Scheme = "bearer",
+                Description = "An API key as 'Authorization: Bearer <key>': scope 'inference' for /v1, 'admin' for /quantize and /models. Not needed when the server runs open.",
+            });
+            c.AddSecurityRequirement(document => new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("ApiKey", document)] = [] });
         });
         return services;
     }

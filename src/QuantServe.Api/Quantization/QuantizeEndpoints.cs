@@ -90,7 +90,8 @@ public static class QuantizeEndpoints
         catch (Exception e) when (e is IOException or InvalidDataException or BadHttpRequestException)
         {
             if (uploadDir is not null) DeleteDir(uploadDir);
-            return Problem(400, "Upload failed", e.Message);
+            // The server's body limit surfaces here as a 413 BadHttpRequestException.
+            return Problem(e is BadHttpRequestException b ? b.StatusCode : 400, "Upload failed", e.Message);
         }
 
         var job = new JobRecord
