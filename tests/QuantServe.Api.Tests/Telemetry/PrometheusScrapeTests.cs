@@ -135,7 +135,7 @@ public sealed class PrometheusScrapeTests : IDisposable
             }
             if (totalSeries is null) Assert.Fail("no scrape reached Prometheus; its log:\n" + log);
 
-            var series = Assert.Single(totalSeries);
+            var series = Assert.Single(totalSeries)!;
             Assert.Equal("quantserve", (string?)series["metric"]!["job"]);
             Assert.Equal("F32", (string?)series["metric"]!["precision"]);
             Assert.Equal(total, Value(series));
