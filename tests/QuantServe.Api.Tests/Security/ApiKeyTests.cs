@@ -106,6 +106,9 @@ public sealed class ApiKeyTests(SecuredServer server) : IClassFixture<SecuredSer
         var scheme = doc["components"]!["securitySchemes"]!["ApiKey"]!;
         Assert.Equal("http", (string?)scheme["type"]);
         Assert.Equal("bearer", (string?)scheme["scheme"]);
+        Assert.Equal("inference", (string?)doc["paths"]!["/v1/completions"]!["post"]!["security"]![0]!["ApiKey"]![0]);
+        Assert.Equal("admin", (string?)doc["paths"]!["/quantize"]!["post"]!["security"]![0]!["ApiKey"]![0]);
+        Assert.Null(doc["paths"]!["/health/live"]!["get"]!["security"]);
     }
 
     internal static void AssertShape(string path, HttpResponseMessage r, string text, int status, string code)

@@ -50,6 +50,7 @@ public sealed class KeyLoggingTests : IDisposable
         string text = await File.ReadAllTextAsync(log);
         Assert.Contains("API keys required: 3 keys accepted", text);
         Assert.Contains("HTTP GET /v1/models", text); // the request lines were written: the capture is live
+        Assert.Contains("caller=reader", text);       // callers are named by their key's name
         foreach (var secret in new[] { SecuredServer.InferenceKey, SecuredServer.AdminKey, SecuredServer.BothKey, wrong })
             Assert.DoesNotContain(secret, text);
     }

@@ -9,25 +9,8 @@ namespace QuantServe.Api.Tests.Security;
 
 public sealed class LimitsTests
 {
-    /// <summary>A request body that sends its first bytes and then waits until released: a slow client holding a request open.</summary>
-    private sealed class StalledContent(string head, TaskCompletionSource release) : HttpContent
-    {
-        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
-        {
-            await stream.WriteAsync(Encoding.UTF8.GetBytes(head));
-            await stream.FlushAsync();
-            await release.Task;
-        }
-
-        protected override bool TryComputeLength(out long length)
-        {
-            length = 0;
-            return false;
-        }
-    }
-
-    /// <summary>Starts <paramref name="factory"/> on Kestrel at loopback: a stalled body needs a real socket (the in-memory
-    /// test server reads a request body whole before the application sees it).</summary>
+    /// <summary>Starts <paramref name="factory"/> on Kestrel at loopback, for what needs a real socket: back-pressure on a
+    /// stream, chunked bodies against the server's own size limit.</summary>
     private static HttpClient Kestrel(QuantServeFactory factory)
     {
         factory.UseKestrel(o => o.Listen(System.Net.IPAddress.Loopback, 0));
@@ -79,30 +62,33 @@ public sealed class LimitsTests
     [Fact]
     public async Task ConcurrencyLimit_SecondRequestWhileFirstInFlight_429()
     {
-        await using var factory = new QuantServeFactory(SecuredServer.Settings(new() { ["QuantServe:Limits:ConcurrentRequests"] = "1" }));
+        await using var factory = new QuantServeFactory(SecuredServer.Settings(new() { ["QuantServe:Limits:ConcurrentRequests"] = "1", ["QuantServe:MaxBatch"] = "64" }));
         using var client = Kestrel(factory);
         await factory.WaitReadyAsync();
-        var release = new TaskCompletionSource();
-        var slow = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StalledContent("""{"model":"stories260K",""", release) };
-        slow.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        slow.Headers.Authorization = new AuthenticationHeaderValue("Bearer", SecuredServer.InferenceKey);
-        var first = client.SendAsync(slow);
-
-        HttpResponseMessage? refused = null;
-        for (int i = 0; i < 500 && refused is null; i++)
+        // A long stream the client does not read: the server cannot finish it while its socket buffers are full, so the
+        // request stays in flight until the client lets go.
+        var stream = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
-            var r = await client.SendAsync(Get("/v1/models", SecuredServer.InferenceKey));
-            if (r.StatusCode == HttpStatusCode.TooManyRequests) refused = r;
-            else await Task.Delay(20);
+            Content = new StringContent("""{"model":"stories260K","prompt":"Once","n":64,"max_tokens":400,"stream":true}""", Encoding.UTF8, "application/json"),
+        };
+        stream.Headers.Authorization = new AuthenticationHeaderValue("Bearer", SecuredServer.InferenceKey);
+        using (var first = await client.SendAsync(stream, HttpCompletionOption.ResponseHeadersRead))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            var refused = await client.SendAsync(Get("/v1/models", SecuredServer.InferenceKey));
+            Json.AssertError(refused, JsonNode.Parse(await refused.Content.ReadAsStringAsync())!, 429, "rate_limit_error", code: "concurrency_limit_exceeded");
+            Assert.NotNull(refused.Headers.RetryAfter);
+            // Another key is not held up by this one.
+            Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Get("/v1/models", SecuredServer.BothKey))).StatusCode);
         }
-        Assert.NotNull(refused);
-        Json.AssertError(refused, JsonNode.Parse(await refused.Content.ReadAsStringAsync())!, 429, "rate_limit_error", code: "concurrency_limit_exceeded");
-        // Another key is not held up by this one.
-        Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Get("/v1/models", SecuredServer.BothKey))).StatusCode);
-
-        release.SetResult();
-        await first;
-        Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Get("/v1/models", SecuredServer.InferenceKey))).StatusCode);
+        // Once the stream is dropped its permit returns.
+        HttpStatusCode after = HttpStatusCode.TooManyRequests;
+        for (int i = 0; i < 200 && after == HttpStatusCode.TooManyRequests; i++)
+        {
+            after = (await client.SendAsync(Get("/v1/models", SecuredServer.InferenceKey))).StatusCode;
+            if (after == HttpStatusCode.TooManyRequests) await Task.Delay(50);
+        }
+        Assert.Equal(HttpStatusCode.OK, after);
     }
 
     [Fact]
@@ -139,6 +125,28 @@ public sealed class LimitsTests
         // A body within the limit still works.
         var ok = await client.PostAsync("/v1/completions", new StringContent("""{"model":"stories260K","prompt":"Hi","max_tokens":1}""", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("/v1/completions")]
+    [InlineData("/quantize")]
+    public async Task Body_ChunkedOverLimit_413WhileReading(string path)
+    {
+        // No Content-Length: only the server's own limit, met while the body is read, can stop it.
+        await using var factory = new QuantServeFactory(new() { ["QuantServe:Limits:MaxRequestBodyBytes"] = "1024" });
+        using var client = Kestrel(factory);
+        string json = $$"""{"model":"stories260K","prompt":"{{new string('a', 8000)}}","method":"int8"}""";
+        var content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(json)));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = content };
+        request.Headers.TransferEncodingChunked = true;
+        var r = await client.SendAsync(request);
+        string text = await r.Content.ReadAsStringAsync();
+        Assert.True(r.StatusCode == HttpStatusCode.RequestEntityTooLarge, $"{(int)r.StatusCode} {text}");
+        if (path.StartsWith("/v1", StringComparison.Ordinal))
+            Json.AssertError(r, JsonNode.Parse(text)!, 413, "invalid_request_error");
+        else
+            Assert.Equal("application/problem+json", r.Content.Headers.ContentType?.MediaType);
     }
 
     [Fact]
