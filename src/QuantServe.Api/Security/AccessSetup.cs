@@ -54,6 +54,7 @@ public static class AccessSetup
         else log.LogInformation("API keys required: {Count} keys accepted", keys.Count);
         app.UseMiddleware<ApiKeyMiddleware>();
         app.UseRateLimiter();
+        app.UseMiddleware<ApiKeyEnforcementMiddleware>();
         app.UseMiddleware<RequestBodyLimitMiddleware>();
         return app;
     }

@@ -80,6 +80,15 @@ public sealed class ApiKeyTests(SecuredServer server) : IClassFixture<SecuredSer
         AssertShape(path, r, await r.Content.ReadAsStringAsync(), 401, "invalid_authorization_header");
     }
 
+    [Theory]
+    [InlineData("/health/live")]
+    [InlineData("/metrics")]
+    public async Task OpenRoute_WrongKey_StillServed(string path)
+    {
+        var r = await server.Client.SendAsync(server.Request(HttpMethod.Get, path, "sk-wrong-0123456789abcdef0123"));
+        Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+    }
+
     [Fact]
     public async Task Request_KeyWithTruncatedOrExtendedSecret_401()
     {

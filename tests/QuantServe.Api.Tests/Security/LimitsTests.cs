@@ -50,6 +50,19 @@ public sealed class LimitsTests
     }
 
     [Fact]
+    public async Task RateLimit_WrongKeys_CountedPerClientSoGuessingIsThrottled()
+    {
+        await using var factory = new QuantServeFactory(SecuredServer.Settings(new() { ["QuantServe:Limits:RequestsPerWindow"] = "3" }));
+        using var client = factory.CreateClient();
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(HttpStatusCode.Unauthorized, (await client.SendAsync(Get("/v1/models", $"sk-guess-{i}-0123456789abcdef"))).StatusCode);
+        var r = await client.SendAsync(Get("/v1/models", "sk-guess-3-0123456789abcdef"));
+        Json.AssertError(r, JsonNode.Parse(await r.Content.ReadAsStringAsync())!, 429, "rate_limit_error", code: "rate_limit_exceeded");
+        // A valid key has its own allowance.
+        Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Get("/v1/models", SecuredServer.InferenceKey))).StatusCode);
+    }
+
+    [Fact]
     public async Task RateLimit_Anonymous_PartitionedByClient()
     {
         await using var factory = new QuantServeFactory(new() { ["QuantServe:Limits:RequestsPerWindow"] = "2" });
