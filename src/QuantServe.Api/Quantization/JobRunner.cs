@@ -138,8 +138,19 @@ public sealed class JobRunner
 
             Enter("quantize");
             IReadOnlyDictionary<string, string> formats;
+            ImatrixSummary? imatrix = null;
             using (_telemetry.Stage(job.Id, "quantize", job.Model, method))
-                formats = rtn ? QuantizeRtn(baseModel, partial, job.Method, Report, cancellation) : QuantizeGguf(source, partial, job.Method, Report, cancellation);
+            {
+                if (rtn) formats = QuantizeRtn(baseModel, partial, job.Method, Report, cancellation);
+                else
+                {
+                    // With calibration text the stage's first half computes the importance matrix, as llama-imatrix would.
+                    ImportanceMatrix? matrix = null;
+                    if (!string.IsNullOrEmpty(options.CalibrationText))
+                        (matrix, imatrix) = JobCalibration.Compute(baseModel, options.CalibrationText, f => Report(0.5 * f), cancellation);
+                    formats = QuantizeGguf(source, partial, job.Method, matrix, f => Report(matrix is null ? f : 0.5 + 0.5 * f), cancellation);
+                }
+            }
             using var quant = ModelLoader.Load(partial);
 
             Enter("evaluate");
@@ -188,6 +199,7 @@ public sealed class JobRunner
                 Layers = layers,
                 Vram = VramJson(vram),
                 Task = task,
+                Imatrix = imatrix,
                 StageSeconds = timings,
             };
             quant.Dispose();
@@ -215,12 +227,13 @@ public sealed class JobRunner
         }
     }
 
-    private static IReadOnlyDictionary<string, string> QuantizeGguf(string source, string output, string method, Action<double> report,
-        CancellationToken cancellation)
+    private static IReadOnlyDictionary<string, string> QuantizeGguf(string source, string output, string method, ImportanceMatrix? imatrix,
+        Action<double> report, CancellationToken cancellation)
     {
         var result = GgufQuantizer.Quantize(source, output, new QuantizeOptions
         {
             Preset = QuantizationMethods.Preset(method) ?? GgufPresets.Find(method),
+            Imatrix = imatrix,
             Progress = new Reporter<QuantizeProgress>(p => report(p.Fraction)),
         }, cancellation);
         return result.Tensors.ToDictionary(t => t.Tensor.Name, t => t.Tensor.Type.ToString(), StringComparer.Ordinal);
