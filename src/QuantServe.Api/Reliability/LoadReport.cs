@@ -126,6 +126,8 @@ public sealed record MemoryTrend
     public double FlatTolerancePct { get; init; }
     /// <summary>Whether every measured growth is within <see cref="FlatTolerancePct"/>.</summary>
     public bool Flat { get; init; }
+    /// <summary>Every sample after warm-up (seconds since the start, bytes), to plot or inspect a trend.</summary>
+    public required IReadOnlyList<MemorySample> Series { get; init; }
 
     /// <summary>Compares the halves of <paramref name="samples"/> (already restricted to after warm-up).</summary>
     public static MemoryTrend? From(string process, IReadOnlyList<MemorySample> samples, double warmupSeconds, double tolerancePct)
@@ -145,7 +147,7 @@ public sealed record MemoryTrend
         {
             Process = process, Samples = samples.Count, WarmupSeconds = warmupSeconds, FirstHalf = a, SecondHalf = b,
             WorkingSetGrowthPct = ws, GcHeapGrowthPct = heap, FlatTolerancePct = tolerancePct,
-            Flat = ws <= tolerancePct && (heap ?? 0) <= tolerancePct,
+            Flat = ws <= tolerancePct && (heap ?? 0) <= tolerancePct, Series = samples,
         };
     }
 }

@@ -44,6 +44,7 @@ public sealed class LoadTestCommandTests
         Assert.True((double)memory["first_half"]!["working_set_mb"]! > 10);
         Assert.True((double)memory["second_half"]!["gc_heap_mb"]! > 0);
         Assert.NotNull(memory["flat"]);
+        Assert.Equal((int)memory["samples"]!, memory["series"]!.AsArray().Count);
     }
 
     [Fact]
@@ -77,6 +78,7 @@ public sealed class LoadTestCommandTests
     {
         var flat = Enumerable.Range(0, 10).Select(i => new MemorySample(i, 100L << 20, 10L << 20)).ToList();
         Assert.True(MemoryTrend.From("p", flat, 0, 10)!.Flat);
+        Assert.Null(MemoryTrend.From("p", flat.Take(1).ToList(), 0, 10));
         var growing = Enumerable.Range(0, 10).Select(i => new MemorySample(i, (100L + (i >= 5 ? 20 : 0)) << 20, 10L << 20)).ToList();
         var t = MemoryTrend.From("p", growing, 0, 10)!;
         Assert.False(t.Flat);
