@@ -21,6 +21,7 @@ public static class CliApp
             HealthcheckCommand.Create(),
             BenchCommand.Create(),
             BenchServeCommand.Create(),
+            LoadTestCommand.Create(),
             QuantizeCommand.Create(),
             EvalCommand.Create(),
             ImatrixCommand.Create(),

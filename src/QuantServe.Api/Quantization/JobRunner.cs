@@ -222,7 +222,10 @@ public sealed class JobRunner
         {
             TryDelete(partial);
             RemoveUpload(job.Id);
-            _store.Fail(job.Id, $"{stage}: {e.Message}", DateTimeOffset.UtcNow);
+            string reason = DiskFull(e) is { } full
+                ? $"no space left on device: {stage} could not write the model to {ModelsDirectory} ({FreeBytes(ModelsDirectory)}; the partial output was removed): {full.Message}"
+                : $"{stage}: {e.Message}";
+            _store.Fail(job.Id, reason, DateTimeOffset.UtcNow);
             _log.LogWarning(e, "Job {Job} failed during {Stage}", job.Id, stage);
         }
     }
@@ -290,6 +293,28 @@ public sealed class JobRunner
         KvCacheType = v.KvCacheType.ToString().ToLowerInvariant(),
         FitsGb = v.Fits,
     };
+
+    /// <summary>The out-of-space error inside <paramref name="e"/> (ENOSPC or EDQUOT on Unix, ERROR_DISK_FULL or
+    /// ERROR_HANDLE_DISK_FULL on Windows), looking through wrappers such as parallel loops' AggregateException.</summary>
+    internal static IOException? DiskFull(Exception e)
+    {
+        const int enospc = 28, edquot = 122;
+        const int diskFull = unchecked((int)0x80070070), handleDiskFull = unchecked((int)0x80070027);
+        for (Exception? x = e; x is not null; x = x.InnerException)
+        {
+            if (x is IOException io && io.HResult is enospc or edquot or diskFull or handleDiskFull) return io;
+            if (x is AggregateException a)
+                foreach (var inner in a.InnerExceptions)
+                    if (DiskFull(inner) is { } found) return found;
+        }
+        return null;
+    }
+
+    private static string FreeBytes(string directory)
+    {
+        try { return $"{new DriveInfo(directory).AvailableFreeSpace} bytes free after cleanup"; }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException) { return "free space unknown"; }
+    }
 
     private static void TryDelete(string path)
     {
