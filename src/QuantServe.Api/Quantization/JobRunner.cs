@@ -6,7 +6,9 @@ using QuantServe.Api.Hosting;
 using QuantServe.Api.Registry;
 using QuantServe.Engine.Evaluation;
 using QuantServe.Engine.Models;
+using QuantServe.Engine.Quantization.Calibration;
 using QuantServe.Engine.Quantization.Gguf;
+using QuantServe.Engine.Quantization.Methods;
 using QuantServe.Engine.Quantization.Presets;
 using QuantServe.Engine.Quantization.Rtn;
 
@@ -104,7 +106,8 @@ public sealed class JobRunner
         Directory.CreateDirectory(ModelsDirectory);
         // GGUF presets write one .gguf file; QuantServe's own types write a quantized folder (renamed as a whole).
         bool rtn = QuantizationMethods.IsRtn(job.Method);
-        string suffix = rtn ? "" : ".gguf";
+        bool gptq = QuantizationMethods.IsGptq(job.Method);
+        string suffix = rtn || gptq ? "" : ".gguf";
         string partial = Path.Combine(ModelsDirectory, $"{PartialPrefix}{job.Id}{suffix}");
         string final = Path.Combine(ModelsDirectory, modelId + suffix);
         double baseProgress = 0;
@@ -142,6 +145,8 @@ public sealed class JobRunner
             using (_telemetry.Stage(job.Id, "quantize", job.Model, method))
             {
                 if (rtn) formats = QuantizeRtn(baseModel, partial, job.Method, Report, cancellation);
+                else if (gptq)
+                    formats = QuantizeGptq(baseModel, source, partial, job.Method, options.CalibrationText ?? DefaultEvalText, Report, cancellation);
                 else
                 {
                     // With calibration text the stage's first half computes the importance matrix, as llama-imatrix would.
@@ -251,6 +256,26 @@ public sealed class JobRunner
             Progress = new Reporter<RtnQuantizeProgress>(p => report(p.Fraction)),
         }, cancellation);
         return result.Tensors.ToDictionary(t => t.Name, t => t.Type, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// GPTQ into a Hugging Face GPTQ checkpoint folder. The pipeline loads its own copy of the source (it quantizes layers
+    /// in place); calibration windows are 512 tokens (capped at the context), shorter when the text is short, 128 at most.
+    /// </summary>
+    private static IReadOnlyDictionary<string, string> QuantizeGptq(LoadedModel source, string sourcePath, string output, string method,
+        string calibration, Action<double> report, CancellationToken cancellation)
+    {
+        int tokens = source.Tokenizer.Encode(calibration, addBos: false).Length;
+        if (tokens < 16) throw new InvalidOperationException($"the calibration text has {tokens} tokens; GPTQ needs at least 16");
+        int seqLen = Math.Min(CalibrationSet.DefaultSequenceLength, tokens + 1);
+        var result = GptqPipeline.Quantize(sourcePath, output, method, calibration, "calibration_text",
+            CalibrationSet.DefaultSamples, seqLen, new Reporter<GptqProgress>(p => report(p.Fraction)), cancellation);
+        var c = source.Config;
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int l = 0; l < c.Layers; l++)
+            foreach (var linear in QuantServe.Engine.Formats.Gptq.GptqCheckpointReader.LinearLayers)
+                names[$"model.layers.{l}.{linear}.weight"] = result.Type;
+        return names;
     }
 
     // Synchronous, unlike Progress<T>, so no report can land after the stage has moved on.
