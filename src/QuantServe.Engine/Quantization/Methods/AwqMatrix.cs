@@ -53,4 +53,20 @@ public sealed class AwqMatrix
     {
         for (int c = 0; c < Cols; c++) destination[c] = Dequantize(r, c);
     }
+
+    /// <summary>
+    /// The matrix in QuantServe's <c>intB-gG-asym</c> format (float scale and zero byte per group, packed codes), which
+    /// dequantizes to exactly the same weights and runs on the integer kernels.
+    /// </summary>
+    public unsafe Tensors.WeightMatrix ToWeightMatrix(string name)
+    {
+        var format = (Formats.IntGroupFormat)(Tensors.TensorFormats.ForName($"int{Bits}-g{GroupSize}-asym")
+            ?? throw new InvalidOperationException($"int{Bits}-g{GroupSize}-asym is not registered"));
+        long rowBytes = format.RowBytes(Cols);
+        var data = GC.AllocateArray<byte>(checked((int)(Rows * rowBytes)), pinned: true);
+        Parallel.For(0, Rows, r => format.EncodeRow(Q.AsSpan(r * Cols, Cols), Scales.AsSpan(r * Groups, Groups),
+            Zeros.AsSpan(r * Groups, Groups), data.AsSpan((int)(r * rowBytes), (int)rowBytes)));
+        byte* p = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref data[0]);
+        return new Tensors.WeightMatrix(name, format, Rows, Cols, p, rowBytes, data);
+    }
 }

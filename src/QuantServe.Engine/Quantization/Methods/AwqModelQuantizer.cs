@@ -188,6 +188,29 @@ public static class AwqModelQuantizer
         return new AwqModelResult(matrices, new Dictionary<string, AwqGroupChoice>(), options, sw.Elapsed.TotalSeconds);
     }
 
+    /// <summary>
+    /// Replaces the layer matrices of a model quantized by <see cref="Quantize"/> with <paramref name="result"/>'s matrices
+    /// in QuantServe's <c>intB-gG-asym</c> format: the same weights on the integer kernels, as a saved AWQ checkpoint loads.
+    /// </summary>
+    public static void UseIntegerKernels(LoadedModel model, AwqModelResult result)
+    {
+        for (int l = 0; l < model.Config.Layers; l++)
+        {
+            var L = model.Weights.Layers[l];
+            WeightMatrix M(int j, WeightMatrix old) => result.Matrices.TryGetValue($"blk.{l}.{Names[j]}.weight", out var m)
+                ? m.ToWeightMatrix(old.Name) : throw new ArgumentException($"the AWQ result has no blk.{l}.{Names[j]}.weight");
+            model.Weights.Layers[l] = new LayerWeights
+            {
+                AttnNorm = L.AttnNorm, FfnNorm = L.FfnNorm, Bq = L.Bq, Bk = L.Bk, Bv = L.Bv,
+                Wq = M(0, L.Wq), Wk = M(1, L.Wk), Wv = M(2, L.Wv), Wo = M(3, L.Wo),
+                Gate = M(4, L.Gate), Up = M(5, L.Up), Down = M(6, L.Down),
+            };
+        }
+    }
+
+    /// <summary>The GGUF-style short names of a layer's seven matrices, in <see cref="LayerWeights.Matrices"/> order.</summary>
+    public static IReadOnlyList<string> MatrixNames => Names;
+
     private static float[] Search(string name, float[] w, int rows, int cols, float[] h, float[] xMean, AwqOptions o,
         IDictionary<string, AwqGroupChoice> choices)
     {
