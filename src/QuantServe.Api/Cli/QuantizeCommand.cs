@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using QuantServe.Engine.Quantization.Calibration;
 using QuantServe.Engine.Quantization.Gguf;
+using QuantServe.Engine.Quantization.Methods;
 using QuantServe.Engine.Quantization.Presets;
 using QuantServe.Engine.Quantization.Rtn;
 
@@ -10,7 +12,7 @@ namespace QuantServe.Api.Cli;
 /// <c>quantserve quantize</c>: llama-quantize's presets for any loadable model, written as GGUF. Progress goes to stderr,
 /// the summary (tensors per type, sizes, bits per weight, time) to stdout.
 /// </summary>
-public static class QuantizeCommand
+public static partial class QuantizeCommand
 {
     /// <summary>Builds the command.</summary>
     public static Command Create()
@@ -33,9 +35,12 @@ public static class QuantizeCommand
             Description = "QuantServe's own types only: type of the token embedding / untied output head (int8, nf4, F16, F32, ...)",
             DefaultValueFactory = _ => "int8",
         };
-        var command = new Command("quantize", "Quantize a model to GGUF with llama.cpp's presets (Q4_K_M, Q8_0, ...), or with QuantServe's own types (int8, int4-g32, nf4, llm-int8, ...) to a quantized model folder.")
+        var calibration = new Option<string?>("--calibration", "-f") { Description = "Calibration text (plain text or JSONL with {\"text\": ...} per line) for the calibrated types (awq-int4-g128, awq-int3-g128)" };
+        var samples = new Option<int>("--samples", "-n") { Description = "Calibration windows (calibrated types)", DefaultValueFactory = _ => CalibrationSet.DefaultSamples };
+        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per calibration window, capped at the model's context (calibrated types)", DefaultValueFactory = _ => CalibrationSet.DefaultSequenceLength };
+        var command = new Command("quantize", "Quantize a model to GGUF with llama.cpp's presets (Q4_K_M, Q8_0, ...), with QuantServe's own types (int8, int4-g32, nf4, llm-int8, ...) to a quantized model folder, or with AWQ (awq-int4-g128: AutoAWQ's GEMM layout; awq-int3-g128: a quantized folder) from calibration text.")
         {
-            model, output, type, threads, tensorType, keep, imatrix, name, verbose, embeddingType,
+            model, output, type, threads, tensorType, keep, imatrix, name, verbose, embeddingType, calibration, samples, seqLen,
         };
         command.SetAction(async (parse, cancellation) =>
         {
@@ -43,6 +48,16 @@ public static class QuantizeCommand
             var stderr = parse.InvocationConfiguration.Error;
             int n = parse.GetValue(threads);
             if (n < 0) throw new ArgumentException("--threads must be >= 0");
+            if (AwqTypes.Parse(parse.GetValue(type)) is { } awq)
+            {
+                if ((parse.GetValue(tensorType)?.Length ?? 0) > 0 || (parse.GetValue(keep)?.Length ?? 0) > 0 || parse.GetValue(imatrix) != null)
+                    throw new ArgumentException("--tensor-type, --keep and --imatrix apply to GGUF types only, not to AWQ");
+                string calib = parse.GetValue(calibration) ?? throw new ArgumentException($"{parse.GetValue(type)} needs calibration text: --calibration FILE");
+                return await RunAwqAsync(parse.GetValue(model)!, parse.GetValue(output)!, awq with { Threads = n }, calib, parse.GetValue(samples),
+                    parse.GetValue(seqLen), parse.GetValue(embeddingType)!, stdout, stderr, cancellation);
+            }
+            if (parse.GetValue(calibration) != null)
+                throw new ArgumentException($"--calibration applies to the calibrated types ({string.Join(", ", AwqTypes.Common)}), not to {parse.GetValue(type)}");
             if (RtnQuantizer.IsRtnType(parse.GetValue(type)!))
             {
                 if ((parse.GetValue(tensorType)?.Length ?? 0) > 0 || (parse.GetValue(keep)?.Length ?? 0) > 0 || parse.GetValue(imatrix) != null)
