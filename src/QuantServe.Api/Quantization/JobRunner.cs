@@ -8,6 +8,8 @@ using QuantServe.Engine.Evaluation;
 using QuantServe.Engine.Models;
 using QuantServe.Engine.Quantization.Gguf;
 using QuantServe.Engine.Quantization.Presets;
+using QuantServe.Engine.Quantization.Calibration;
+using QuantServe.Engine.Quantization.Methods;
 using QuantServe.Engine.Quantization.Rtn;
 
 namespace QuantServe.Api.Quantization;
@@ -103,8 +105,8 @@ public sealed class JobRunner
         string modelId = $"{job.Model}:{method}";
         Directory.CreateDirectory(ModelsDirectory);
         // GGUF presets write one .gguf file; QuantServe's own types write a quantized folder (renamed as a whole).
-        bool rtn = QuantizationMethods.IsRtn(job.Method);
-        string suffix = rtn ? "" : ".gguf";
+        bool rtn = QuantizationMethods.IsRtn(job.Method), awq = QuantizationMethods.IsAwq(job.Method);
+        string suffix = rtn || awq ? "" : ".gguf";
         string partial = Path.Combine(ModelsDirectory, $"{PartialPrefix}{job.Id}{suffix}");
         string final = Path.Combine(ModelsDirectory, modelId + suffix);
         double baseProgress = 0;
@@ -139,7 +141,8 @@ public sealed class JobRunner
             Enter("quantize");
             IReadOnlyDictionary<string, string> formats;
             using (_telemetry.Stage(job.Id, "quantize", job.Model, method))
-                formats = rtn ? QuantizeRtn(baseModel, partial, job.Method, Report, cancellation) : QuantizeGguf(source, partial, job.Method, Report, cancellation);
+                formats = awq ? QuantizeAwq(source, partial, job.Method, options.CalibrationText, Report, cancellation)
+                    : rtn ? QuantizeRtn(baseModel, partial, job.Method, Report, cancellation) : QuantizeGguf(source, partial, job.Method, Report, cancellation);
             using var quant = ModelLoader.Load(partial);
 
             Enter("evaluate");
@@ -235,6 +238,21 @@ public sealed class JobRunner
             Progress = new Reporter<RtnQuantizeProgress>(p => report(p.Fraction)),
         }, cancellation);
         return result.Tensors.ToDictionary(t => t.Name, t => t.Type, StringComparer.Ordinal);
+    }
+
+    /// <summary>AWQ on a second copy of the source (AWQ rewrites the model it calibrates, and the base model is evaluated
+    /// against afterwards), calibrated on the job's text or, without one, the built-in evaluation slice.</summary>
+    private static IReadOnlyDictionary<string, string> QuantizeAwq(string source, string output, string method, string? calibrationText,
+        Action<double> report, CancellationToken cancellation)
+    {
+        var options = AwqTypes.Parse(method) ?? throw new InvalidOperationException($"'{method}' is not an AWQ type");
+        using var model = ModelLoader.Load(source);
+        var set = CalibrationSet.FromText(string.IsNullOrWhiteSpace(calibrationText) ? DefaultEvalText : calibrationText, model.Tokenizer,
+            model.Config.ContextLength, source: "calibration_text");
+        var result = AwqQuantizer.Quantize(model, set, output, options, progress: new Reporter<AwqProgress>(p => report(p.Fraction)),
+            cancellation: cancellation);
+        return result.Awq.Matrices.Keys.ToDictionary(k => k, _ => result.Layout == "awq-gemm" ? $"awq-gemm-int{options.Bits}-g{options.GroupSize}" : $"int{options.Bits}-g{options.GroupSize}-asym",
+            StringComparer.Ordinal);
     }
 
     // Synchronous, unlike Progress<T>, so no report can land after the stage has moved on.
