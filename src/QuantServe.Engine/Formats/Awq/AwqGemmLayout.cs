@@ -65,11 +65,11 @@ public static class AwqGemmLayout
     }
 
     /// <summary>
-    /// Repacks one layer's tensors into a <see cref="IntGroupFormat"/> <c>int4-gG-asym</c> matrix (float scale, zero byte,
-    /// 4-bit codes per row), which holds exactly the same dequantized weights. Rows are repacked in parallel; no
-    /// full-precision copy is made.
+    /// Repacks one layer's tensors into the run-time int-group matrix (<see cref="GroupQuantizedMatrix"/>:
+    /// <c>int4-gG-asym</c> rows with float scale, zero byte and packed codes on the fused integer kernels), which holds
+    /// exactly the same dequantized weights. No full-precision copy is made.
     /// </summary>
-    public static unsafe WeightMatrix ToWeightMatrix(string name, ReadOnlySpan<int> qweight, ReadOnlySpan<int> qzeros, ReadOnlySpan<Half> scales,
+    public static WeightMatrix ToWeightMatrix(string name, ReadOnlySpan<int> qweight, ReadOnlySpan<int> qzeros, ReadOnlySpan<Half> scales,
         int rows, int cols, int group)
     {
         if (rows % 8 != 0 || group <= 0 || cols % group != 0)
@@ -77,26 +77,24 @@ public static class AwqGemmLayout
         int packed = rows / 8, groups = cols / group;
         if (qweight.Length != cols * packed || qzeros.Length != groups * packed || scales.Length != groups * rows)
             throw new ArgumentException($"{name}: tensor sizes do not match {rows}x{cols} g{group}");
-        var format = (IntGroupFormat)(TensorFormats.ForName($"int4-g{group}-asym") ?? throw new InvalidOperationException($"int4-g{group}-asym is not registered"));
-        long rowBytes = format.RowBytes(cols);
-        var data = GC.AllocateArray<byte>(checked((int)(rows * rowBytes)), pinned: true);
-        var qw = qweight.ToArray();
-        var qz = qzeros.ToArray();
-        var sc = scales.ToArray();
-        Parallel.For(0, rows, () => (Codes: new byte[cols], S: new float[groups], Z: new byte[groups]), (o, _, b) =>
-        {
-            int j = o / 8, shift = 4 * Nibble[o % 8];
-            for (int i = 0; i < cols; i++) b.Codes[i] = (byte)((qw[i * packed + j] >> shift) & 15);
-            for (int g = 0; g < groups; g++)
+        var codes = new byte[rows * cols];
+        var s = new float[rows * groups];
+        var z = new int[rows * groups];
+        for (int i = 0; i < cols; i++)
+            for (int j = 0; j < packed; j++)
             {
-                b.S[g] = (float)sc[g * rows + o];
-                b.Z[g] = (byte)((qz[g * packed + j] >> shift) & 15);
+                int word = qweight[i * packed + j];
+                for (int k = 0; k < 8; k++) codes[(8 * j + Order[k]) * cols + i] = (byte)((word >> (4 * k)) & 15);
             }
-            format.EncodeRow(b.Codes, b.S, b.Z, data.AsSpan((int)(o * rowBytes), (int)rowBytes));
-            return b;
-        }, _ => { });
-        byte* p = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref data[0]);
-        return new WeightMatrix(name, format, rows, cols, p, rowBytes, data);
+        for (int g = 0; g < groups; g++)
+            for (int j = 0; j < packed; j++)
+            {
+                int word = qzeros[g * packed + j];
+                for (int k = 0; k < 8; k++) z[(8 * j + Order[k]) * groups + g] = (word >> (4 * k)) & 15;
+            }
+        for (int g = 0; g < groups; g++)
+            for (int o = 0; o < rows; o++) s[o * groups + g] = (float)scales[g * rows + o];
+        return GroupQuantizedMatrix.Create(name, 4, group, rows, cols, codes, s, z, []);
     }
 
     private static void Check(AwqMatrix m)

@@ -3,7 +3,7 @@ namespace QuantServe.Engine.Quantization.Methods;
 /// <summary>
 /// AutoGPTQ's per-row min/max grid for a group of weights x: <c>lo = min(min x, 0)</c>, <c>hi = max(max x, 0)</c>;
 /// symmetric: <c>hi = max(|lo|, hi)</c>, <c>lo = −hi</c> when lo &lt; 0; an all-zero group uses [−1, 1];
-/// <c>scale = (hi − lo) / maxq</c>; zero = <c>(maxq + 1) / 2</c> (symmetric) or <c>round(−lo / scale)</c>.
+/// <c>scale = (hi − lo) / maxq</c> rounded to float16; zero = <c>(maxq + 1) / 2</c> (symmetric) or <c>round(−lo / scale)</c>.
 /// A value quantizes to <c>q = clamp(round(x / scale) + zero, 0, maxq)</c> and dequantizes to <c>scale · (q − zero)</c>.
 /// </summary>
 public static class GptqGrid
@@ -19,8 +19,16 @@ public static class GptqGrid
             if (lo < 0) lo = -hi;
         }
         if (lo == 0 && hi == 0) { lo = -1; hi = 1; }
-        float scale = (float)((hi - lo) / maxq);
-        int zero = symmetric ? (maxq + 1) / 2 : (int)Math.Round(-lo / scale, MidpointRounding.ToEven);
+        return Make(lo, hi, maxq, symmetric);
+    }
+
+    /// <summary>Scale and zero point of the range [lo, hi] (lo ≤ 0 ≤ hi, not both 0); the scale is rounded to float16,
+    /// the precision checkpoints store it in, so the weights GPTQ compensates for are exactly those saved.</summary>
+    internal static (float Scale, int Zero) Make(double lo, double hi, int maxq, bool symmetric)
+    {
+        float scale = (float)(Half)((hi - lo) / maxq);
+        if (!(scale > 0)) scale = (float)Half.Epsilon;
+        int zero = symmetric ? (maxq + 1) / 2 : Math.Clamp((int)Math.Round(-lo / scale, MidpointRounding.ToEven), 0, maxq);
         return (scale, zero);
     }
 
