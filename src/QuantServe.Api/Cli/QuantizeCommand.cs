@@ -12,7 +12,7 @@ namespace QuantServe.Api.Cli;
 /// <c>quantserve quantize</c>: llama-quantize's presets for any loadable model, written as GGUF. Progress goes to stderr,
 /// the summary (tensors per type, sizes, bits per weight, time) to stdout.
 /// </summary>
-public static class QuantizeCommand
+public static partial class QuantizeCommand
 {
     /// <summary>Builds the command.</summary>
     public static Command Create()
@@ -35,10 +35,10 @@ public static class QuantizeCommand
             Description = "QuantServe's own types only: type of the token embedding / untied output head (int8, nf4, F16, F32, ...)",
             DefaultValueFactory = _ => "int8",
         };
-        var calibration = new Option<string?>("--calibration", "-f") { Description = "GPTQ types: calibration text, plain text or JSONL with one {\"text\": ...} per line" };
-        var samples = new Option<int>("--samples", "-n") { Description = "GPTQ types: calibration windows", DefaultValueFactory = _ => CalibrationSet.DefaultSamples };
-        var seqLen = new Option<int>("--seq-len") { Description = "GPTQ types: tokens per calibration window (capped at the model's context)", DefaultValueFactory = _ => CalibrationSet.DefaultSequenceLength };
-        var command = new Command("quantize", "Quantize a model to GGUF with llama.cpp's presets (Q4_K_M, Q8_0, ...), with QuantServe's own types (int8, int4-g32, nf4, llm-int8, ...) to a quantized model folder, or with GPTQ (gptq-int4-g128[-act][-asym], ...) to a Hugging Face GPTQ checkpoint.")
+        var calibration = new Option<string?>("--calibration", "-f") { Description = "GPTQ and AWQ types: calibration text, plain text or JSONL with one {\"text\": ...} per line" };
+        var samples = new Option<int>("--samples", "-n") { Description = "GPTQ and AWQ types: calibration windows", DefaultValueFactory = _ => CalibrationSet.DefaultSamples };
+        var seqLen = new Option<int>("--seq-len") { Description = "GPTQ and AWQ types: tokens per calibration window (capped at the model's context)", DefaultValueFactory = _ => CalibrationSet.DefaultSequenceLength };
+        var command = new Command("quantize", "Quantize a model to GGUF with llama.cpp's presets (Q4_K_M, Q8_0, ...), with QuantServe's own types (int8, int4-g32, nf4, llm-int8, ...) to a quantized model folder, with GPTQ (gptq-int4-g128[-act][-asym], ...) to a Hugging Face GPTQ checkpoint, or with AWQ (awq-int4-g128: AutoAWQ's GEMM layout; awq-int3-g128: a quantized folder).")
         {
             model, output, type, threads, tensorType, keep, imatrix, name, verbose, embeddingType, calibration, samples, seqLen,
         };
@@ -48,6 +48,14 @@ public static class QuantizeCommand
             var stderr = parse.InvocationConfiguration.Error;
             int n = parse.GetValue(threads);
             if (n < 0) throw new ArgumentException("--threads must be >= 0");
+            if (AwqTypes.Parse(parse.GetValue(type)) is { } awq)
+            {
+                if ((parse.GetValue(tensorType)?.Length ?? 0) > 0 || (parse.GetValue(keep)?.Length ?? 0) > 0 || parse.GetValue(imatrix) != null)
+                    throw new ArgumentException("--tensor-type, --keep and --imatrix apply to GGUF types only, not to AWQ");
+                string calib = parse.GetValue(calibration) ?? throw new ArgumentException($"{parse.GetValue(type)} needs calibration text: --calibration FILE");
+                return await RunAwqAsync(parse.GetValue(model)!, parse.GetValue(output)!, awq with { Threads = n }, calib, parse.GetValue(samples),
+                    parse.GetValue(seqLen), parse.GetValue(embeddingType)!, stdout, stderr, cancellation);
+            }
             if (GptqTypes.IsGptq(parse.GetValue(type)))
             {
                 if ((parse.GetValue(tensorType)?.Length ?? 0) > 0 || (parse.GetValue(keep)?.Length ?? 0) > 0 || parse.GetValue(imatrix) != null)
@@ -58,7 +66,7 @@ public static class QuantizeCommand
                 return await RunGptqAsync(parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(type)!, Path.GetFullPath(calib),
                     parse.GetValue(samples), parse.GetValue(seqLen), stdout, stderr, cancellation);
             }
-            if (parse.GetValue(calibration) != null) throw new ArgumentException("--calibration applies to GPTQ types only (use `quantserve imatrix` for the k-quants)");
+            if (parse.GetValue(calibration) != null) throw new ArgumentException("--calibration applies to GPTQ and AWQ types only (use `quantserve imatrix` for the k-quants)");
             if (RtnQuantizer.IsRtnType(parse.GetValue(type)!))
             {
                 if ((parse.GetValue(tensorType)?.Length ?? 0) > 0 || (parse.GetValue(keep)?.Length ?? 0) > 0 || parse.GetValue(imatrix) != null)

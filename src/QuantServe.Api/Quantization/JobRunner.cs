@@ -106,8 +106,8 @@ public sealed class JobRunner
         Directory.CreateDirectory(ModelsDirectory);
         // GGUF presets write one .gguf file; QuantServe's own types write a quantized folder (renamed as a whole).
         bool rtn = QuantizationMethods.IsRtn(job.Method);
-        bool gptq = QuantizationMethods.IsGptq(job.Method);
-        string suffix = rtn || gptq ? "" : ".gguf";
+        bool gptq = QuantizationMethods.IsGptq(job.Method), awq = QuantizationMethods.IsAwq(job.Method);
+        string suffix = rtn || gptq || awq ? "" : ".gguf";
         string partial = Path.Combine(ModelsDirectory, $"{PartialPrefix}{job.Id}{suffix}");
         string final = Path.Combine(ModelsDirectory, modelId + suffix);
         double baseProgress = 0;
@@ -145,6 +145,7 @@ public sealed class JobRunner
             using (_telemetry.Stage(job.Id, "quantize", job.Model, method))
             {
                 if (rtn) formats = QuantizeRtn(baseModel, partial, job.Method, Report, cancellation);
+                else if (awq) formats = QuantizeAwq(source, partial, job.Method, options.CalibrationText, Report, cancellation);
                 else if (gptq)
                     formats = QuantizeGptq(baseModel, source, partial, job.Method, options.CalibrationText ?? DefaultEvalText, Report, cancellation);
                 else
@@ -276,6 +277,21 @@ public sealed class JobRunner
             foreach (var linear in QuantServe.Engine.Formats.Gptq.GptqCheckpointReader.LinearLayers)
                 names[$"model.layers.{l}.{linear}.weight"] = result.Type;
         return names;
+    }
+
+    /// <summary>AWQ on a second copy of the source (AWQ rewrites the model it calibrates, and the base model is evaluated
+    /// against afterwards), calibrated on the job's text or, without one, the built-in evaluation slice.</summary>
+    private static IReadOnlyDictionary<string, string> QuantizeAwq(string source, string output, string method, string? calibrationText,
+        Action<double> report, CancellationToken cancellation)
+    {
+        var options = AwqTypes.Parse(method) ?? throw new InvalidOperationException($"'{method}' is not an AWQ type");
+        using var model = ModelLoader.Load(source);
+        var set = CalibrationSet.FromText(string.IsNullOrWhiteSpace(calibrationText) ? DefaultEvalText : calibrationText, model.Tokenizer,
+            model.Config.ContextLength, source: "calibration_text");
+        var result = AwqQuantizer.Quantize(model, set, output, options, progress: new Reporter<AwqProgress>(p => report(p.Fraction)),
+            cancellation: cancellation);
+        return result.Awq.Matrices.Keys.ToDictionary(k => k, _ => result.Layout == "awq-gemm" ? $"awq-gemm-int{options.Bits}-g{options.GroupSize}" : $"int{options.Bits}-g{options.GroupSize}-asym",
+            StringComparer.Ordinal);
     }
 
     // Synchronous, unlike Progress<T>, so no report can land after the stage has moved on.
