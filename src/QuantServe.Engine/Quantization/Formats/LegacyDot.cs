@@ -63,10 +63,12 @@ internal static unsafe class LegacyDot
             {
                 case LegacyKernelPath.Avx512:
                     int gemm = 0;
-                    if (typeof(T) == typeof(Q4_0Block) && batch >= LegacyGemm.Lanes && LegacyGemm.IsSupported)
+                    if (batch >= LegacyGemm.Lanes && LegacyGemm.IsSupported && (typeof(T) == typeof(Q4_0Block) || typeof(T) == typeof(Q8_0Block)))
                     {
+                        // Whole 16-token tiles of a prompt go through the matrix-matrix kernel, the rest through the row kernels.
                         int tiles = batch / LegacyGemm.Lanes;
-                        LegacyGemm.Q4_0(w, rowStart, rowEnd, nb, a, activationStride, tiles, py, yStride);
+                        if (typeof(T) == typeof(Q4_0Block)) LegacyGemm.Q4_0(w, rowStart, rowEnd, nb, a, activationStride, tiles, py, yStride);
+                        else LegacyGemm.Q8_0(w, rowStart, rowEnd, nb, a, activationStride, tiles, py, yStride);
                         gemm = tiles * LegacyGemm.Lanes;
                     }
                     if (gemm < batch)
