@@ -45,7 +45,7 @@ public sealed class LlamaModel
         Pool = pool ?? WorkerPool.Shared;
         MaxBatchTokens = maxBatchTokens;
         _matmul = new MatMul(Pool);
-        _attention = new CausalAttention(_c.Heads, _c.KvHeads, _c.HeadDim, Pool.Threads, _c.ContextLength);
+        _attention = new CausalAttention(_c.Heads, _c.KvHeads, _c.HeadDim, Pool.Threads, _c.ContextLength, maxBatchTokens);
         _rope = new RopeTable(_c.HeadDim, _c.ContextLength, _c.RopeTheta, _c.RopeScale, _c.Rope, _c.RopeFrequencyFactors);
         int T = maxBatchTokens;
         _x = Buffer(T * _c.Dim); _xb = Buffer(T * _c.Dim); _xb2 = Buffer(T * _c.Dim);
