@@ -25,6 +25,7 @@ public static class CliApp
             EvalCommand.Create(),
             ImatrixCommand.Create(),
             SynthCommand.Create(),
+            GpuCommand.Create(),
         };
         return root;
     }
