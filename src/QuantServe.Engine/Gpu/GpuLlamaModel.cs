@@ -29,6 +29,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     private readonly int[] _hTokens, _hPositions, _hRows;
     private readonly ulong[] _hK, _hV;
     private readonly List<DeviceBuffer> _owned = [];
+    private readonly GpuActivations _qa;
     private int _finals;
 
     private sealed class GpuLayer
@@ -74,6 +75,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         _logits = Zeroed(T * (long)_c.VocabSize);
         _tokens = Zeroed(T); _positions = Zeroed(T); _rows = Zeroed(T); _ids = Zeroed(T); _uniforms = Zeroed(T);
         _kptr = Zeroed(2L * T * _c.Layers); _vptr = Zeroed(2L * T * _c.Layers);
+        _qa = new GpuActivations(device, T, Math.Max(Math.Max(_pd, _pq), _ph));
         _hTokens = new int[T]; _hPositions = new int[T]; _hRows = new int[T];
         _hK = new ulong[T * _c.Layers]; _hV = new ulong[T * _c.Layers];
         device.Synchronize();
@@ -231,9 +233,10 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         {
             var layer = _layers[l];
             _d.Launch(_k.RmsNorm, (T, 1), 256, 0, _x, _pd, 0UL, layer.AttnNorm, _xb, _pd, dim, _c.NormEps);
-            _k.Gemv(layer.Wq, _xb.Pointer, _pd, _q.Pointer, _pq, T, false);
-            _k.Gemv(layer.Wk, _xb.Pointer, _pd, _k2.Pointer, _pkv, T, false);
-            _k.Gemv(layer.Wv, _xb.Pointer, _pd, _v.Pointer, _pkv, T, false);
+            var qa = Quantized(_xb.Pointer, _pd, dim, T, layer.Wq, layer.Wk, layer.Wv);
+            _k.Gemv(layer.Wq, _xb.Pointer, _pd, _q.Pointer, _pq, T, false, qa);
+            _k.Gemv(layer.Wk, _xb.Pointer, _pd, _k2.Pointer, _pkv, T, false, qa);
+            _k.Gemv(layer.Wv, _xb.Pointer, _pd, _v.Pointer, _pkv, T, false, qa);
             if (layer.Bq != null) _d.Launch(_k.AddBias, (T, 1), 256, 0, _q, _pq, layer.Bq, _c.QDim);
             if (layer.Bk != null) _d.Launch(_k.AddBias, (T, 1), 256, 0, _k2, _pkv, layer.Bk, _c.KvDim);
             if (layer.Bv != null) _d.Launch(_k.AddBias, (T, 1), 256, 0, _v, _pkv, layer.Bv, _c.KvDim);
@@ -241,16 +244,30 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
             _d.Launch(_k.RopeStore, (T, 1), 128, 0, _q, _pq, _k2, _v, _pkv, _positions, _cos, _sin,
                 _c.Heads, _c.KvHeads, hd, _c.Rope == RopeStyle.Neox ? 1 : 0, kc, vc, 0L);
             _d.Launch(_k.Attention, (_c.Heads, T), 128, 0, _q, _pq, _att, _pq, _positions, kc, vc, 0L, _c.Heads, _c.KvHeads, hd, scale);
-            _k.Gemv(layer.Wo, _att.Pointer, _pq, _x.Pointer, _pd, T, true);
+            _k.Gemv(layer.Wo, _att.Pointer, _pq, _x.Pointer, _pd, T, true, Quantized(_att.Pointer, _pq, _c.QDim, T, layer.Wo));
             _d.Launch(_k.RmsNorm, (T, 1), 256, 0, _x, _pd, 0UL, layer.FfnNorm, _xb, _pd, dim, _c.NormEps);
-            _k.Gemv(layer.Gate, _xb.Pointer, _pd, _hb.Pointer, _ph, T, false);
-            _k.Gemv(layer.Up, _xb.Pointer, _pd, _hb2.Pointer, _ph, T, false);
+            qa = Quantized(_xb.Pointer, _pd, dim, T, layer.Gate, layer.Up);
+            _k.Gemv(layer.Gate, _xb.Pointer, _pd, _hb.Pointer, _ph, T, false, qa);
+            _k.Gemv(layer.Up, _xb.Pointer, _pd, _hb2.Pointer, _ph, T, false, qa);
             _d.Launch(_k.SwiGlu, (T, 1), 256, 0, _hb, _hb2, _ph, _c.HiddenDim);
-            _k.Gemv(layer.Down, _hb.Pointer, _ph, _x.Pointer, _pd, T, true);
+            _k.Gemv(layer.Down, _hb.Pointer, _ph, _x.Pointer, _pd, T, true, Quantized(_hb.Pointer, _ph, _c.HiddenDim, T, layer.Down));
         }
         if (finals == 0) return;
         _d.Launch(_k.RmsNorm, (finals, 1), 256, 0, _x, _pd, _rows, _finalNorm, _xb, _pd, dim, _c.NormEps);
-        _k.Gemv(_output, _xb.Pointer, _pd, _logits.At((long)firstFinal * _c.VocabSize * 4), _c.VocabSize, finals, false);
+        _k.Gemv(_output, _xb.Pointer, _pd, _logits.At((long)firstFinal * _c.VocabSize * 4), _c.VocabSize, finals, false,
+            Quantized(_xb.Pointer, _pd, dim, finals, _output));
+    }
+
+    /// <summary>Quantizes the input rows for the integer-dot kernels when one of <paramref name="consumers"/> uses them.</summary>
+    private GpuActivations? Quantized(ulong x, int xs, int cols, int T, params ReadOnlySpan<GpuMatrix> consumers)
+    {
+        foreach (var m in consumers)
+            if (GpuKernels.UsesIntegerDot(m))
+            {
+                _k.Quantize(x, xs, cols, T, _qa);
+                return _qa;
+            }
+        return null;
     }
 
     /// <summary>Copies the logits of the last <see cref="Forward"/> (one vocab-wide row per chunk) to <paramref name="destination"/>.</summary>
@@ -284,7 +301,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     }
 
     /// <summary>Device bytes held by this model (weights, tables, scratch; not KV caches).</summary>
-    public long DeviceBytes => _owned.Sum(b => b.Capacity) + Matrices.Sum(m => m.DeviceBytes);
+    public long DeviceBytes => _owned.Sum(b => b.Capacity) + Matrices.Sum(m => m.DeviceBytes) + _qa.Bytes;
 
     /// <inheritdoc />
     public void Dispose()
@@ -292,5 +309,6 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         foreach (var m in Matrices) m.Dispose();
         foreach (var b in _owned) b.Dispose();
         _owned.Clear();
+        _qa.Dispose();
     }
 }

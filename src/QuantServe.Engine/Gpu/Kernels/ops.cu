@@ -123,7 +123,8 @@ extern "C" __global__ void attention(const float* q, int qs, float* out, int os,
 {
     __shared__ float qv[256];
     __shared__ float sc[ATT_TILE];
-    __shared__ float red[4][256];
+    __shared__ float red[1024];
+    __shared__ float wmax[4];
     int h = blockIdx.x, t = blockIdx.y;
     int kvh = h / (heads / kvHeads), kvDim = kvHeads * headDim;
     int n = positions[t] + 1;
@@ -134,7 +135,8 @@ extern "C" __global__ void attention(const float* q, int qs, float* out, int os,
     __syncthreads();
     // Output dims: thread handles dims d = threadIdx.x % headDim (and + 128 when headDim > 128); position groups split the rest.
     int groups = headDim >= 128 ? 1 : 128 / headDim;
-    int dA = threadIdx.x % (headDim >= 128 ? 128 : headDim), grp = threadIdx.x / (headDim >= 128 ? 128 : headDim);
+    int span = headDim >= 128 ? 128 : headDim;
+    int dA = threadIdx.x % span, grp = threadIdx.x / span;
     float accA = 0.f, accB = 0.f, runMax = NEG_INF, runSum = 0.f;
     for (int start = 0; start < n; start += ATT_TILE)
     {
@@ -151,9 +153,9 @@ extern "C" __global__ void attention(const float* q, int qs, float* out, int os,
         float m = NEG_INF;
         for (int j = threadIdx.x; j < len; j += blockDim.x) m = fmaxf(m, sc[j]);
         m = warp_max_ops(m);
-        if (lane == 0) red[0][warp] = m;
+        if (lane == 0) wmax[warp] = m;
         __syncthreads();
-        float tileMax = fmaxf(fmaxf(red[0][0], red[0][1]), fmaxf(red[0][2], red[0][3]));
+        float tileMax = fmaxf(fmaxf(wmax[0], wmax[1]), fmaxf(wmax[2], wmax[3]));
         float newMax = fmaxf(runMax, tileMax);
         float correction = expf(runMax - newMax);
         __syncthreads();
@@ -175,12 +177,12 @@ extern "C" __global__ void attention(const float* q, int qs, float* out, int os,
         __syncthreads();
     }
     // Combine the position groups and normalise.
-    if (grp < groups) red[grp][dA] = accA;
+    if (grp < groups) red[grp * span + dA] = accA;
     __syncthreads();
     if (threadIdx.x < min(headDim, 128))
     {
         float s = 0.f;
-        for (int g = 0; g < groups; g++) s += red[g][threadIdx.x];
+        for (int g = 0; g < groups; g++) s += red[g * span + threadIdx.x];
         out[(long long)t * os + h * headDim + threadIdx.x] = s / runSum;
         if (headDim > 128 && threadIdx.x + 128 < headDim) out[(long long)t * os + h * headDim + threadIdx.x + 128] = accB / runSum;
     }
