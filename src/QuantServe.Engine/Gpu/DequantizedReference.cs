@@ -20,18 +20,21 @@ public static unsafe class DequantizedReference
     }
 
     /// <summary>A new model sharing <paramref name="model"/>'s configuration and tokenizer, with F32 matrices in native memory.</summary>
-    public static LoadedModel Create(LoadedModel model) => Convert(model, null, null);
+    public static LoadedModel Create(LoadedModel model) => Convert(model, null, null, false);
 
     /// <summary>
     /// A new model whose layer matrices are re-quantized in memory to <paramref name="layerFormat"/> and whose output head
     /// to <paramref name="headFormat"/> (round-to-nearest from the dequantized weights; the embedding stays as stored) —
     /// for benchmarks of formats that cannot be written from the source file (a GGUF's RTN variants).
     /// </summary>
-    public static LoadedModel Requantize(LoadedModel model, RtnFormat layerFormat, RtnFormat headFormat) => Convert(model, layerFormat, headFormat);
+    /// <remarks>With <paramref name="ownSource"/> the new model disposes <paramref name="model"/> (whose mapped embedding it reads).</remarks>
+    public static LoadedModel Requantize(LoadedModel model, RtnFormat layerFormat, RtnFormat headFormat, bool ownSource = false)
+        => Convert(model, layerFormat, headFormat, ownSource);
 
-    private static LoadedModel Convert(LoadedModel model, RtnFormat? layerFormat, RtnFormat? headFormat)
+    private static LoadedModel Convert(LoadedModel model, RtnFormat? layerFormat, RtnFormat? headFormat, bool ownSource)
     {
         var resources = new List<IDisposable>();
+        if (ownSource) resources.Add(model);
         var map = new Dictionary<WeightMatrix, WeightMatrix>(ReferenceEqualityComparer.Instance);
         var src = model.Weights;
         WeightMatrix F32(WeightMatrix w)

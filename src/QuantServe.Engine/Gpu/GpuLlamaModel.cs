@@ -30,6 +30,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     private readonly ulong[] _hK, _hV;
     private readonly List<DeviceBuffer> _owned = [];
     private readonly GpuActivations _qa;
+    private readonly Dictionary<int, nint> _decodeGraphs = [];
     private int _finals;
 
     private sealed class GpuLayer
@@ -226,6 +227,25 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         UploadAsync(_hK, L * MaxBatchTokens, _kptr.Pointer);
         UploadAsync(_hV, L * MaxBatchTokens, _vptr.Pointer);
         if (finals > 0) UploadAsync(_hRows, finals, _rows.Pointer);
+        // A decode step (every token the last of its chunk, one piece) has the same kernels with the same arguments for a
+        // given batch size: everything that changes lives in the device buffers uploaded above. It is captured once as a
+        // CUDA graph and replayed, which removes the per-kernel launch cost that dominates small-batch decoding.
+        if (UseGraphs && finals == T && firstFinal == 0)
+        {
+            if (!_decodeGraphs.TryGetValue(T, out var exec))
+                _decodeGraphs[T] = exec = _d.Capture(() => Kernels(T, 0, finals));
+            _d.LaunchGraph(exec);
+            return;
+        }
+        Kernels(T, firstFinal, finals);
+    }
+
+    /// <summary>Whether decode steps replay a captured CUDA graph (default true).</summary>
+    public bool UseGraphs { get; set; } = true;
+
+    private void Kernels(int T, int firstFinal, int finals)
+    {
+        int dim = _c.Dim, hd = _c.HeadDim, L = _c.Layers;
 
         _d.Launch(_k.Embed, (T, 1), 256, 0, _embedding, _embeddingF16 ? 1 : 0, _embeddingRowElements, _tokens, _x, _pd, dim);
         float scale = 1f / MathF.Sqrt(hd);
@@ -306,6 +326,8 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     /// <inheritdoc />
     public void Dispose()
     {
+        foreach (var g in _decodeGraphs.Values) _d.DestroyGraph(g);
+        _decodeGraphs.Clear();
         foreach (var m in Matrices) m.Dispose();
         foreach (var b in _owned) b.Dispose();
         _owned.Clear();

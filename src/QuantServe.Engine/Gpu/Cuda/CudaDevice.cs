@@ -197,6 +197,31 @@ public sealed unsafe class CudaDevice : IDisposable
         => _cu.Check(_cu.cuLaunchKernel(function, (uint)grid.X, (uint)grid.Y, 1, (uint)block, 1, 1, (uint)sharedBytes, Stream, args, null),
             "cuLaunchKernel", $"grid {grid.X}×{grid.Y}, block {block}");
 
+    /// <summary>
+    /// Records the kernels <paramref name="work"/> queues (no host copies or waits inside) into a CUDA graph and returns the
+    /// instantiated executable graph; replaying it with <see cref="LaunchGraph"/> costs one launch instead of one per kernel.
+    /// </summary>
+    public nint Capture(Action work)
+    {
+        _cu.Check(_cu.cuStreamBeginCapture(Stream, 2 /* CU_STREAM_CAPTURE_MODE_RELAXED */), "cuStreamBeginCapture");
+        nint graph = 0;
+        try { work(); }
+        finally { _cu.Check(_cu.cuStreamEndCapture(Stream, &graph), "cuStreamEndCapture"); }
+        try
+        {
+            nint exec;
+            _cu.Check(_cu.cuGraphInstantiateWithFlags(&exec, graph, 0), "cuGraphInstantiateWithFlags");
+            return exec;
+        }
+        finally { _cu.cuGraphDestroy(graph); }
+    }
+
+    /// <summary>Queues an executable graph from <see cref="Capture"/> on the stream.</summary>
+    public void LaunchGraph(nint exec) => _cu.Check(_cu.cuGraphLaunch(exec, Stream), "cuGraphLaunch");
+
+    /// <summary>Frees an executable graph.</summary>
+    public void DestroyGraph(nint exec) => _cu.cuGraphExecDestroy(exec);
+
     /// <summary>Milliseconds the stream takes to run <paramref name="work"/> (CUDA events around it).</summary>
     public double Time(Action work)
     {

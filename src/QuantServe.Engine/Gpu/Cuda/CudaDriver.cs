@@ -47,6 +47,12 @@ public sealed unsafe class CudaDriver
     internal delegate* unmanaged<nint, nint, int> cuEventRecord;
     internal delegate* unmanaged<nint, int> cuEventSynchronize;
     internal delegate* unmanaged<float*, nint, nint, int> cuEventElapsedTime;
+    internal delegate* unmanaged<nint, int, int> cuStreamBeginCapture;
+    internal delegate* unmanaged<nint, nint*, int> cuStreamEndCapture;
+    internal delegate* unmanaged<nint*, nint, ulong, int> cuGraphInstantiateWithFlags;
+    internal delegate* unmanaged<nint, nint, int> cuGraphLaunch;
+    internal delegate* unmanaged<nint, int> cuGraphExecDestroy;
+    internal delegate* unmanaged<nint, int> cuGraphDestroy;
     internal delegate* unmanaged<int, byte**, int> cuGetErrorName;
     internal delegate* unmanaged<int, byte**, int> cuGetErrorString;
 
@@ -92,6 +98,12 @@ public sealed unsafe class CudaDriver
         cuEventSynchronize = (delegate* unmanaged<nint, int>)Get("cuEventSynchronize");
         cuEventElapsedTime = (delegate* unmanaged<float*, nint, nint, int>)(NativeLibrary.TryGetExport(lib, "cuEventElapsedTime_v2", out nint elapsed)
             ? elapsed : Get("cuEventElapsedTime"));
+        cuStreamBeginCapture = (delegate* unmanaged<nint, int, int>)Get("cuStreamBeginCapture_v2");
+        cuStreamEndCapture = (delegate* unmanaged<nint, nint*, int>)Get("cuStreamEndCapture");
+        cuGraphInstantiateWithFlags = (delegate* unmanaged<nint*, nint, ulong, int>)Get("cuGraphInstantiateWithFlags");
+        cuGraphLaunch = (delegate* unmanaged<nint, nint, int>)Get("cuGraphLaunch");
+        cuGraphExecDestroy = (delegate* unmanaged<nint, int>)Get("cuGraphExecDestroy");
+        cuGraphDestroy = (delegate* unmanaged<nint, int>)Get("cuGraphDestroy");
         cuGetErrorName = (delegate* unmanaged<int, byte**, int>)Get("cuGetErrorName");
         cuGetErrorString = (delegate* unmanaged<int, byte**, int>)Get("cuGetErrorString");
     }
