@@ -27,6 +27,7 @@ public static class CliApp
             ImatrixCommand.Create(),
             CalibCompareCommand.Create(),
             SynthCommand.Create(),
+            GpuCommand.Create(),
         };
         return root;
     }
