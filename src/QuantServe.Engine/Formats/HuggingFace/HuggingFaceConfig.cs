@@ -1,7 +1,6 @@
 using System.Text.Json;
 using QuantServe.Engine.Formats.Gptq;
 using QuantServe.Engine.Models;
-using QuantServe.Engine.Formats;
 
 namespace QuantServe.Engine.Formats.HuggingFace;
 
@@ -127,6 +126,9 @@ public sealed record HuggingFaceConfig
         if (j.Get("head_dim") is null && hidden % heads != 0)
             throw new ModelLoadException(path, $"hidden_size {hidden} is not a multiple of num_attention_heads {heads} and head_dim is not given");
 
+        // Llama 3 RoPE tabulates head_dim / 2 factors below, before ModelConfig.Validate sees head_dim: a negative
+        // head_dim would throw OverflowException and 2^31 - 1 would allocate 4 GB.
+        if (headDim is <= 0 or > 4096) throw new ModelLoadException(path, $"head_dim {headDim} is implausible (expected 1..4096)");
         var (theta, scale, factors) = Rope(j, headDim);
         int maxPositions = j.RequiredInt("max_position_embeddings");
         int? window = SlidingWindowOf(j, modelType);

@@ -1,5 +1,4 @@
 using QuantServe.Engine.Models;
-using QuantServe.Engine.Formats;
 
 namespace QuantServe.Engine.Formats.HuggingFace;
 

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using QuantServe.Engine.Models;
-using QuantServe.Engine.Formats;
 
 namespace QuantServe.Engine.Formats.Safetensors;
 

@@ -110,7 +110,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
                     else AddTensor(property.Name, property.Value);
                 }
             }
-            catch (InvalidOperationException e) when (Formats.JsonGuard.IsDecodingFailure(e))
+            catch (InvalidOperationException e) when (JsonGuard.IsDecodingFailure(e))
             {
                 throw new ModelLoadException(Path, $"malformed JSON header: {e.Message}", e);
             }
