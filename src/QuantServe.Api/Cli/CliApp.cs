@@ -21,10 +21,13 @@ public static class CliApp
             HealthcheckCommand.Create(),
             BenchCommand.Create(),
             BenchServeCommand.Create(),
+            LoadTestCommand.Create(),
             QuantizeCommand.Create(),
             EvalCommand.Create(),
             ImatrixCommand.Create(),
+            CalibCompareCommand.Create(),
             SynthCommand.Create(),
+            GpuCommand.Create(),
         };
         return root;
     }

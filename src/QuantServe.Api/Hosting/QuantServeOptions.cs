@@ -38,6 +38,10 @@ public sealed class QuantServeOptions
     /// <summary>Worker threads for the engine's kernels; 0 = one per core.</summary>
     public int Threads { get; set; }
 
+    /// <summary>Seconds a stop (SIGTERM, Ctrl+C) waits for in-flight requests to finish before they are aborted; queued
+    /// and interrupted quantization jobs stay in the database either way and run after the next start.</summary>
+    public double ShutdownTimeoutSeconds { get; set; } = 30;
+
     /// <summary>Bytes of model weights kept loaded at once; least recently used models are unloaded beyond it. 0 = no limit.</summary>
     public long ModelMemoryBudgetBytes { get; set; }
 

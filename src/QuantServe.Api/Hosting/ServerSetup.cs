@@ -23,6 +23,9 @@ public static class ServerSetup
         builder.Logging.UseQuantServeSerilog();
         var services = builder.Services;
         services.Configure<QuantServeOptions>(builder.Configuration.GetSection(QuantServeOptions.Section));
+        // Graceful stop: Kestrel stops accepting, in-flight requests (streams included) run to their end within this bound.
+        double shutdown = builder.Configuration.GetSection(QuantServeOptions.Section).GetValue(nameof(QuantServeOptions.ShutdownTimeoutSeconds), 30.0);
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(Math.Max(0, shutdown)));
         services.Configure<TelemetryOptions>(builder.Configuration.GetSection(TelemetryOptions.Section));
         services.Configure<JsonOptions>(o => OpenAiJson.Configure(o.SerializerOptions));
         // Binding failures (malformed JSON, wrong content type) throw, so the /v1 middleware can answer with OpenAI's envelope.

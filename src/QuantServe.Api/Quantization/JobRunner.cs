@@ -6,7 +6,9 @@ using QuantServe.Api.Hosting;
 using QuantServe.Api.Registry;
 using QuantServe.Engine.Evaluation;
 using QuantServe.Engine.Models;
+using QuantServe.Engine.Quantization.Calibration;
 using QuantServe.Engine.Quantization.Gguf;
+using QuantServe.Engine.Quantization.Methods;
 using QuantServe.Engine.Quantization.Presets;
 using QuantServe.Engine.Quantization.Rtn;
 
@@ -104,7 +106,8 @@ public sealed class JobRunner
         Directory.CreateDirectory(ModelsDirectory);
         // GGUF presets write one .gguf file; QuantServe's own types write a quantized folder (renamed as a whole).
         bool rtn = QuantizationMethods.IsRtn(job.Method);
-        string suffix = rtn ? "" : ".gguf";
+        bool gptq = QuantizationMethods.IsGptq(job.Method), awq = QuantizationMethods.IsAwq(job.Method);
+        string suffix = rtn || gptq || awq ? "" : ".gguf";
         string partial = Path.Combine(ModelsDirectory, $"{PartialPrefix}{job.Id}{suffix}");
         string final = Path.Combine(ModelsDirectory, modelId + suffix);
         double baseProgress = 0;
@@ -142,6 +145,9 @@ public sealed class JobRunner
             using (_telemetry.Stage(job.Id, "quantize", job.Model, method))
             {
                 if (rtn) formats = QuantizeRtn(baseModel, partial, job.Method, Report, cancellation);
+                else if (awq) formats = QuantizeAwq(source, partial, job.Method, options.CalibrationText, Report, cancellation);
+                else if (gptq)
+                    formats = QuantizeGptq(baseModel, source, partial, job.Method, options.CalibrationText ?? DefaultEvalText, Report, cancellation);
                 else
                 {
                     // With calibration text the stage's first half computes the importance matrix, as llama-imatrix would.
@@ -222,7 +228,10 @@ public sealed class JobRunner
         {
             TryDelete(partial);
             RemoveUpload(job.Id);
-            _store.Fail(job.Id, $"{stage}: {e.Message}", DateTimeOffset.UtcNow);
+            string reason = DiskFull(e) is { } full
+                ? $"no space left on device: {stage} could not write the model to {ModelsDirectory} ({FreeBytes(ModelsDirectory)}; the partial output was removed): {full.Message}"
+                : $"{stage}: {e.Message}";
+            _store.Fail(job.Id, reason, DateTimeOffset.UtcNow);
             _log.LogWarning(e, "Job {Job} failed during {Stage}", job.Id, stage);
         }
     }
@@ -248,6 +257,41 @@ public sealed class JobRunner
             Progress = new Reporter<RtnQuantizeProgress>(p => report(p.Fraction)),
         }, cancellation);
         return result.Tensors.ToDictionary(t => t.Name, t => t.Type, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// GPTQ into a Hugging Face GPTQ checkpoint folder. The pipeline loads its own copy of the source (it quantizes layers
+    /// in place); calibration windows are 512 tokens (capped at the context), shorter when the text is short, 128 at most.
+    /// </summary>
+    private static IReadOnlyDictionary<string, string> QuantizeGptq(LoadedModel source, string sourcePath, string output, string method,
+        string calibration, Action<double> report, CancellationToken cancellation)
+    {
+        int tokens = source.Tokenizer.Encode(calibration, addBos: false).Length;
+        if (tokens < 16) throw new InvalidOperationException($"the calibration text has {tokens} tokens; GPTQ needs at least 16");
+        int seqLen = Math.Min(CalibrationSet.DefaultSequenceLength, tokens + 1);
+        var result = GptqPipeline.Quantize(sourcePath, output, method, calibration, "calibration_text",
+            CalibrationSet.DefaultSamples, seqLen, new Reporter<GptqProgress>(p => report(p.Fraction)), cancellation);
+        var c = source.Config;
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int l = 0; l < c.Layers; l++)
+            foreach (var linear in QuantServe.Engine.Formats.Gptq.GptqCheckpointReader.LinearLayers)
+                names[$"model.layers.{l}.{linear}.weight"] = result.Type;
+        return names;
+    }
+
+    /// <summary>AWQ on a second copy of the source (AWQ rewrites the model it calibrates, and the base model is evaluated
+    /// against afterwards), calibrated on the job's text or, without one, the built-in evaluation slice.</summary>
+    private static IReadOnlyDictionary<string, string> QuantizeAwq(string source, string output, string method, string? calibrationText,
+        Action<double> report, CancellationToken cancellation)
+    {
+        var options = AwqTypes.Parse(method) ?? throw new InvalidOperationException($"'{method}' is not an AWQ type");
+        using var model = ModelLoader.Load(source);
+        var set = CalibrationSet.FromText(string.IsNullOrWhiteSpace(calibrationText) ? DefaultEvalText : calibrationText, model.Tokenizer,
+            model.Config.ContextLength, source: "calibration_text");
+        var result = AwqQuantizer.Quantize(model, set, output, options, progress: new Reporter<AwqProgress>(p => report(p.Fraction)),
+            cancellation: cancellation);
+        return result.Awq.Matrices.Keys.ToDictionary(k => k, _ => result.Layout == "awq-gemm" ? $"awq-gemm-int{options.Bits}-g{options.GroupSize}" : $"int{options.Bits}-g{options.GroupSize}-asym",
+            StringComparer.Ordinal);
     }
 
     // Synchronous, unlike Progress<T>, so no report can land after the stage has moved on.
@@ -290,6 +334,28 @@ public sealed class JobRunner
         KvCacheType = v.KvCacheType.ToString().ToLowerInvariant(),
         FitsGb = v.Fits,
     };
+
+    /// <summary>The out-of-space error inside <paramref name="e"/> (ENOSPC or EDQUOT on Unix, ERROR_DISK_FULL or
+    /// ERROR_HANDLE_DISK_FULL on Windows), looking through wrappers such as parallel loops' AggregateException.</summary>
+    internal static IOException? DiskFull(Exception e)
+    {
+        const int enospc = 28, edquot = 122;
+        const int diskFull = unchecked((int)0x80070070), handleDiskFull = unchecked((int)0x80070027);
+        for (Exception? x = e; x is not null; x = x.InnerException)
+        {
+            if (x is IOException io && io.HResult is enospc or edquot or diskFull or handleDiskFull) return io;
+            if (x is AggregateException a)
+                foreach (var inner in a.InnerExceptions)
+                    if (DiskFull(inner) is { } found) return found;
+        }
+        return null;
+    }
+
+    private static string FreeBytes(string directory)
+    {
+        try { return $"{new DriveInfo(directory).AvailableFreeSpace} bytes free after cleanup"; }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException) { return "free space unknown"; }
+    }
 
     private static void TryDelete(string path)
     {

@@ -90,6 +90,7 @@ public sealed class BatchScheduler : IDisposable
         lock (_gate)
         {
             if (_stop.IsCancellationRequested) throw new ObjectDisposedException(nameof(BatchScheduler));
+            if (_waiting.Count >= _options.MaxQueue) DropCancelledWaiting();
             if (_waiting.Count >= _options.MaxQueue)
                 throw OpenAiException.Overloaded($"The server is overloaded: {_waiting.Count} requests are already waiting for model '{ModelId}'. Retry shortly.", _options.RetryAfterSeconds);
             _waiting.Enqueue(sequence);
@@ -106,8 +107,24 @@ public sealed class BatchScheduler : IDisposable
         if (count > _options.MaxQueue + _options.MaxBatch)
             throw OpenAiException.BadRequest($"The request needs {count} sequences (prompts × n or best_of); this server queues at most {_options.MaxQueue + _options.MaxBatch}.", "n");
         lock (_gate)
+        {
+            if (_waiting.Count + count > _options.MaxQueue) DropCancelledWaiting();
             if (_waiting.Count + count > _options.MaxQueue)
                 throw OpenAiException.Overloaded($"The server is overloaded: {_waiting.Count} requests are already waiting for model '{ModelId}'. Retry shortly.", _options.RetryAfterSeconds);
+        }
+    }
+
+    /// <summary>Removes waiting sequences whose client went away, so they stop holding queue places (caller holds _gate).</summary>
+    private void DropCancelledWaiting()
+    {
+        int before = _waiting.Count;
+        for (int i = 0; i < before; i++)
+        {
+            var s = _waiting.Dequeue();
+            if (s.Cancelled) s.Abandon();
+            else _waiting.Enqueue(s);
+        }
+        if (_waiting.Count != before) _telemetry.Waiting(_waiting.Count - before);
     }
 
     private void Run()
