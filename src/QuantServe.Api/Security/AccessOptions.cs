@@ -42,14 +42,17 @@ public sealed class LimitsOptions
     /// <summary>Section name.</summary>
     public const string Section = "QuantServe:Limits";
 
-    /// <summary>Requests one caller (key name, or IP address when anonymous) may start per <see cref="WindowSeconds"/>; 0 = unlimited.</summary>
-    public int RequestsPerWindow { get; set; } = 600;
+    /// <summary>Requests one caller (key name, or IP address when anonymous) may start per <see cref="WindowSeconds"/>;
+    /// 0 = unlimited, the embedded default (a local server's one user, or a load test, is not throttled; the batch
+    /// scheduler's queue bound still applies). Set it per deployment.</summary>
+    public int RequestsPerWindow { get; set; }
 
     /// <summary>Length of the rate-limit window in seconds.</summary>
     public int WindowSeconds { get; set; } = 60;
 
-    /// <summary>Requests one caller may have in flight at once (a stream counts until it ends); 0 = unlimited.</summary>
-    public int ConcurrentRequests { get; set; } = 32;
+    /// <summary>Requests one caller may have in flight at once (a stream counts until it ends); 0 = unlimited, the
+    /// embedded default.</summary>
+    public int ConcurrentRequests { get; set; }
 
     /// <summary>Largest request body in bytes, model uploads to POST /quantize excepted (QuantServe:Uploads:MaxBytes bounds those).</summary>
     public long MaxRequestBodyBytes { get; set; } = 4L << 20;

@@ -16,7 +16,8 @@ public sealed class GptqJobTests : IAsyncLifetime
     public Task InitializeAsync()
     {
         Directory.CreateSymbolicLink(Path.Combine(_models, "prose-15m"), SharedAssets.Path("models", "prose-15m"));
-        _host = new JobHost(_data, new() { ["QuantServe:ModelsDirectory"] = _models });
+        // The model is a link to the shared assets, outside the models directory: allowed explicitly.
+        _host = new JobHost(_data, new() { ["QuantServe:ModelsDirectory"] = _models, ["QuantServe:AllowLinksOutsideModelsDirectory"] = "true" });
         return Task.CompletedTask;
     }
 

@@ -29,14 +29,15 @@ public sealed class SecuredServer : IAsyncLifetime
             ["QuantServe:Auth:Keys:2:Key"] = BothKey,
             ["QuantServe:Auth:Keys:2:Scopes:0"] = "inference",
             ["QuantServe:Auth:Keys:2:Scopes:1"] = "admin",
-            ["QuantServe:DataDirectory"] = Path.Combine(Path.GetTempPath(), "quantserve-auth-" + Guid.NewGuid().ToString("N")),
             ["QuantServe:Jobs:Concurrency"] = "0",
         };
         foreach (var (k, v) in extra ?? new()) s[k] = v;
         return s;
     }
 
-    private readonly Dictionary<string, string?> _settings = Settings();
+    private readonly Dictionary<string, string?> _settings = Settings(new() { ["QuantServe:DataDirectory"] = NewDataDirectory() });
+
+    public static string NewDataDirectory() => Path.Combine(Path.GetTempPath(), "quantserve-auth-" + Guid.NewGuid().ToString("N"));
 
     public SecuredServer() => Factory = new QuantServeFactory(_settings);
 
