@@ -40,7 +40,7 @@ public sealed class LoadTestCommandTests
         Assert.Equal(tokens / (double)r["elapsed_seconds"]!, (double)r["tokens_per_second"]!, 6);
 
         var memory = r["memory"]!;
-        Assert.InRange((int)memory["samples"]!, 4, 8);
+        Assert.InRange((int)memory["samples"]!, 2, 8); // one a second after the 2 s warm-up; a starved timer may skip ticks
         Assert.True((double)memory["first_half"]!["working_set_mb"]! > 10);
         Assert.True((double)memory["second_half"]!["gc_heap_mb"]! > 0);
         Assert.NotNull(memory["flat"]);
