@@ -25,7 +25,9 @@ public static class CliApp
             QuantizeCommand.Create(),
             EvalCommand.Create(),
             ImatrixCommand.Create(),
+            CalibCompareCommand.Create(),
             SynthCommand.Create(),
+            GpuCommand.Create(),
         };
         return root;
     }

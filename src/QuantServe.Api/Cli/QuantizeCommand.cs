@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using QuantServe.Engine.Quantization.Calibration;
 using QuantServe.Engine.Quantization.Gguf;
+using QuantServe.Engine.Quantization.Methods;
 using QuantServe.Engine.Quantization.Presets;
 using QuantServe.Engine.Quantization.Rtn;
 
@@ -10,7 +12,7 @@ namespace QuantServe.Api.Cli;
 /// <c>quantserve quantize</c>: llama-quantize's presets for any loadable model, written as GGUF. Progress goes to stderr,
 /// the summary (tensors per type, sizes, bits per weight, time) to stdout.
 /// </summary>
-public static class QuantizeCommand
+public static partial class QuantizeCommand
 {
     /// <summary>Builds the command.</summary>
     public static Command Create()
@@ -33,9 +35,12 @@ public static class QuantizeCommand
             Description = "QuantServe's own types only: type of the token embedding / untied output head (int8, nf4, F16, F32, ...)",
             DefaultValueFactory = _ => "int8",
         };
-        var command = new Command("quantize", "Quantize a model to GGUF with llama.cpp's presets (Q4_K_M, Q8_0, ...), or with QuantServe's own types (int8, int4-g32, nf4, llm-int8, ...) to a quantized model folder.")
+        var calibration = new Option<string?>("--calibration", "-f") { Description = "GPTQ and AWQ types: calibration text, plain text or JSONL with one {\"text\": ...} per line" };
+        var samples = new Option<int>("--samples", "-n") { Description = "GPTQ and AWQ types: calibration windows", DefaultValueFactory = _ => CalibrationSet.DefaultSamples };
+        var seqLen = new Option<int>("--seq-len") { Description = "GPTQ and AWQ types: tokens per calibration window (capped at the model's context)", DefaultValueFactory = _ => CalibrationSet.DefaultSequenceLength };
+        var command = new Command("quantize", "Quantize a model to GGUF with llama.cpp's presets (Q4_K_M, Q8_0, ...), with QuantServe's own types (int8, int4-g32, nf4, llm-int8, ...) to a quantized model folder, with GPTQ (gptq-int4-g128[-act][-asym], ...) to a Hugging Face GPTQ checkpoint, or with AWQ (awq-int4-g128: AutoAWQ's GEMM layout; awq-int3-g128: a quantized folder).")
         {
-            model, output, type, threads, tensorType, keep, imatrix, name, verbose, embeddingType,
+            model, output, type, threads, tensorType, keep, imatrix, name, verbose, embeddingType, calibration, samples, seqLen,
         };
         command.SetAction(async (parse, cancellation) =>
         {
@@ -43,6 +48,25 @@ public static class QuantizeCommand
             var stderr = parse.InvocationConfiguration.Error;
             int n = parse.GetValue(threads);
             if (n < 0) throw new ArgumentException("--threads must be >= 0");
+            if (AwqTypes.Parse(parse.GetValue(type)) is { } awq)
+            {
+                if ((parse.GetValue(tensorType)?.Length ?? 0) > 0 || (parse.GetValue(keep)?.Length ?? 0) > 0 || parse.GetValue(imatrix) != null)
+                    throw new ArgumentException("--tensor-type, --keep and --imatrix apply to GGUF types only, not to AWQ");
+                string calib = parse.GetValue(calibration) ?? throw new ArgumentException($"{parse.GetValue(type)} needs calibration text: --calibration FILE");
+                return await RunAwqAsync(parse.GetValue(model)!, parse.GetValue(output)!, awq with { Threads = n }, calib, parse.GetValue(samples),
+                    parse.GetValue(seqLen), parse.GetValue(embeddingType)!, stdout, stderr, cancellation);
+            }
+            if (GptqTypes.IsGptq(parse.GetValue(type)))
+            {
+                if ((parse.GetValue(tensorType)?.Length ?? 0) > 0 || (parse.GetValue(keep)?.Length ?? 0) > 0 || parse.GetValue(imatrix) != null)
+                    throw new ArgumentException("--tensor-type, --keep and --imatrix apply to GGUF types only, not to GPTQ");
+                string calib = parse.GetValue(calibration) ?? throw new ArgumentException("GPTQ types need calibration text: --calibration FILE");
+                if (parse.GetValue(samples) <= 0) throw new ArgumentException("--samples must be positive");
+                if (parse.GetValue(seqLen) < 2) throw new ArgumentException("--seq-len must be at least 2");
+                return await RunGptqAsync(parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(type)!, Path.GetFullPath(calib),
+                    parse.GetValue(samples), parse.GetValue(seqLen), stdout, stderr, cancellation);
+            }
+            if (parse.GetValue(calibration) != null) throw new ArgumentException("--calibration applies to GPTQ and AWQ types only (use `quantserve imatrix` for the k-quants)");
             if (RtnQuantizer.IsRtnType(parse.GetValue(type)!))
             {
                 if ((parse.GetValue(tensorType)?.Length ?? 0) > 0 || (parse.GetValue(keep)?.Length ?? 0) > 0 || parse.GetValue(imatrix) != null)
@@ -114,6 +138,39 @@ public static class QuantizeCommand
         stdout.WriteLine(string.Create(inv, $"size:       {r.BytesBefore / mib:F2} MiB -> {r.BytesAfter / mib:F2} MiB ({r.BytesBefore * 8.0 / Math.Max(1, r.Parameters):F2} -> {r.BitsPerWeight:F2} bits per weight, matrices)"));
         stdout.WriteLine(string.Create(inv, $"time:       {r.Seconds:F2} s"));
         return 0;
+    }
+
+    /// <summary>GPTQ types: a Hugging Face GPTQ checkpoint folder via <see cref="GptqPipeline"/>.</summary>
+    private static async Task<int> RunGptqAsync(string model, string output, string type, string calibration, int samples, int seqLen,
+        TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    {
+        string text = CalibrationSet.ReadText(calibration);
+        var bar = new ProgressBar(stderr);
+        var progress = new GptqBarProgress(bar);
+        GptqPipelineResult r;
+        try
+        {
+            r = await Task.Run(() => GptqPipeline.Quantize(Path.GetFullPath(model), Path.GetFullPath(output), type, text, calibration,
+                samples, seqLen, progress, cancellation), cancellation);
+        }
+        finally
+        {
+            bar.Finish();
+        }
+        var inv = CultureInfo.InvariantCulture;
+        stdout.WriteLine(string.Create(inv, $"output:      {r.OutputPath} (Hugging Face GPTQ checkpoint)"));
+        stdout.WriteLine(string.Create(inv, $"type:        {r.Type}"));
+        stdout.WriteLine(string.Create(inv, $"calibration: {r.Samples} windows x {r.SequenceLength} tokens from {calibration}"));
+        stdout.WriteLine(string.Create(inv, $"matrices:    {r.Matrices} ({r.Parameters:N0} weights)"));
+        stdout.WriteLine(string.Create(inv, $"size:        {r.BytesWritten / (1024.0 * 1024.0):F2} MiB model.safetensors"));
+        stdout.WriteLine(string.Create(inv, $"time:        {r.Seconds:F2} s (GPTQ {r.GptqSeconds:F2} s)"));
+        return 0;
+    }
+
+    // Synchronous so that reports arrive in order.
+    private sealed class GptqBarProgress(ProgressBar bar) : IProgress<GptqProgress>
+    {
+        public void Report(GptqProgress v) => bar.Report(new QuantizeProgress(v.Fraction, $"layer {v.Layer} {v.Stage}", v.Layer + 1, v.Layers));
     }
 
     private sealed class RtnProgress(ProgressBar bar) : IProgress<RtnQuantizeProgress>

@@ -9,6 +9,10 @@ public sealed class QuantServeOptions
     /// <summary>Folder whose entries (.gguf files, Hugging Face folders, llama2.c folders) are served as models; empty = none.</summary>
     public string? ModelsDirectory { get; set; }
 
+    /// <summary>Whether models directory entries may be symbolic links (or folders of links) to files elsewhere, such as the
+    /// Hugging Face cache. Off by default, so whoever can write the models directory cannot serve other files through it.</summary>
+    public bool AllowLinksOutsideModelsDirectory { get; set; }
+
     /// <summary>Folder for QuantServe's own state (databases, caches); relative paths resolve against the working directory.</summary>
     public string DataDirectory { get; set; } = "data";
 

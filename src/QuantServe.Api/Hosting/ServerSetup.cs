@@ -8,6 +8,7 @@ using QuantServe.Api.OpenAi.Chat;
 using QuantServe.Api.OpenAi.Completions;
 using QuantServe.Api.OpenAi.Models;
 using QuantServe.Api.Registry;
+using QuantServe.Api.Security;
 using QuantServe.Api.Serving;
 using QuantServe.Api.Telemetry;
 
@@ -43,6 +44,7 @@ public static class ServerSetup
         services.AddSingleton<QuantizationTelemetry>();
         services.AddSingleton<JobRunner>();
         services.AddHostedService<JobWorker>();
+        services.AddQuantServeAccess(builder.Configuration);
         services.AddQuantServeSwagger();
         return builder;
     }
@@ -56,7 +58,9 @@ public static class ServerSetup
         app.Services.GetRequiredService<QuantizationTelemetry>();
 
         app.UseMiddleware<RequestLoggingMiddleware>();
+        app.UseQuantServeAccess();
         app.UseWhen(c => c.Request.Path.StartsWithSegments("/v1"), v1 => v1.UseMiddleware<OpenAiErrorMiddleware>());
+        app.UseQuantServeTimeouts();
         app.UseSwagger();
         app.UseSwaggerUI(o =>
         {

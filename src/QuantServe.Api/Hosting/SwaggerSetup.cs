@@ -56,8 +56,29 @@ public static class SwaggerSetup
                 Example = JsonValue.Create("Tell me a story about a cat."),
             });
             c.OperationFilter<RequestExamplesFilter>();
+            // API keys (QuantServe:Auth): a bearer token on every route but /health, /metrics and Swagger itself.
+            c.AddSecurityDefinition("ApiKey", new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.Http,
+                Scheme = "bearer",
+                Description = "An API key as 'Authorization: Bearer <key>': scope 'inference' for /v1, 'admin' for /quantize and /models. Not needed when the server runs open.",
+            });
+            c.OperationFilter<ApiKeyRequirementFilter>();
         });
         return services;
+    }
+
+    /// <summary>Marks every operation that needs a key (all but the open health, metrics and Swagger routes) with the
+    /// bearer scheme and the scope it needs.</summary>
+    private sealed class ApiKeyRequirementFilter : IOperationFilter
+    {
+        public void Apply(OpenApiOperation operation, OperationFilterContext context)
+        {
+            string path = "/" + (context.ApiDescription.RelativePath ?? "").Split('?')[0];
+            if (QuantServe.Api.Security.ApiKeyMiddleware.RequiredScope(path) is not { } scope) return;
+            operation.Security ??= [];
+            operation.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("ApiKey", context.Document)] = [scope] });
+        }
     }
 
     /// <summary>Whole-body examples for the generation endpoints (property examples come from the XML docs).</summary>

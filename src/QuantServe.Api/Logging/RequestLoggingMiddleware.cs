@@ -2,8 +2,8 @@ using System.Diagnostics;
 
 namespace QuantServe.Api.Logging;
 
-/// <summary>Writes one structured line per request: method, path, status, latency, model and token counts.
-/// Bodies (and so prompt text) are never logged here.</summary>
+/// <summary>Writes one structured line per request: method, path, status, latency, model, token counts and the API key's
+/// name (never the key). Bodies (and so prompt text) are never logged here.</summary>
 public sealed class RequestLoggingMiddleware(RequestDelegate next, ILogger<RequestLoggingMiddleware> log)
 {
     /// <summary>Runs the pipeline and logs its outcome.</summary>
@@ -30,8 +30,9 @@ public sealed class RequestLoggingMiddleware(RequestDelegate next, ILogger<Reque
                 : context.Response.StatusCode;
             var level = status >= 500 ? LogLevel.Error : LogLevel.Information;
             log.Log(level,
-                "HTTP {Method} {Path} {Status} in {ElapsedMs:0.0} ms model={Model} prompt_tokens={PromptTokens} completion_tokens={CompletionTokens}",
-                context.Request.Method, context.Request.Path.Value, status, ms, usage.Model ?? "-", usage.PromptTokens, usage.CompletionTokens);
+                "HTTP {Method} {Path} {Status} in {ElapsedMs:0.0} ms model={Model} prompt_tokens={PromptTokens} completion_tokens={CompletionTokens} caller={Caller}",
+                context.Request.Method, context.Request.Path.Value, status, ms, usage.Model ?? "-", usage.PromptTokens, usage.CompletionTokens,
+                context.Features.Get<Security.ApiCaller>()?.Name ?? "-");
         }
     }
 }

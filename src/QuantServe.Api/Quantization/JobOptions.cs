@@ -10,9 +10,11 @@ public sealed record JobOptions
     /// <summary>Target: a llama.cpp preset (Q4_K_M, Q8_0, …; Q3_K/Q4_K/Q5_K mean their _M mix, as in llama-quantize), any source;
     /// or one of QuantServe's own types (int8, int4-g32, nf4, nf4-dq, fp4, llm-int8, …), non-GGUF sources.</summary>
     [JsonPropertyName("method")] public string? Method { get; init; }
-    /// <summary>Kept with the job; unused: ggml types have a fixed block size and QuantServe's integer types name theirs (int4-g64).</summary>
+    /// <summary>Columns per quantization group for integer types: folded into the method at submission (int4 + 64 →
+    /// int4-g64, gptq-int4 + 64 → gptq-int4-g64); a different group in the name, or a type with fixed blocks, is a 400.</summary>
     [JsonPropertyName("group_size")] public int? GroupSize { get; init; }
-    /// <summary>Calibration text (unused by the round-to-nearest pipelines; kept with the job).</summary>
+    /// <summary>Calibration text: with a GGUF preset, an importance matrix is computed from it and guides the k-quants
+    /// (as llama-imatrix + llama-quantize --imatrix); round-to-nearest types take none.</summary>
     [JsonPropertyName("calibration_text")] public string? CalibrationText { get; init; }
     /// <summary>Evaluation text; default: the built-in slice.</summary>
     [JsonPropertyName("eval_text")] public string? EvalText { get; init; }

@@ -6,7 +6,9 @@ using QuantServe.Api.Hosting;
 using QuantServe.Api.Registry;
 using QuantServe.Engine.Evaluation;
 using QuantServe.Engine.Models;
+using QuantServe.Engine.Quantization.Calibration;
 using QuantServe.Engine.Quantization.Gguf;
+using QuantServe.Engine.Quantization.Methods;
 using QuantServe.Engine.Quantization.Presets;
 using QuantServe.Engine.Quantization.Rtn;
 
@@ -104,7 +106,8 @@ public sealed class JobRunner
         Directory.CreateDirectory(ModelsDirectory);
         // GGUF presets write one .gguf file; QuantServe's own types write a quantized folder (renamed as a whole).
         bool rtn = QuantizationMethods.IsRtn(job.Method);
-        string suffix = rtn ? "" : ".gguf";
+        bool gptq = QuantizationMethods.IsGptq(job.Method), awq = QuantizationMethods.IsAwq(job.Method);
+        string suffix = rtn || gptq || awq ? "" : ".gguf";
         string partial = Path.Combine(ModelsDirectory, $"{PartialPrefix}{job.Id}{suffix}");
         string final = Path.Combine(ModelsDirectory, modelId + suffix);
         double baseProgress = 0;
@@ -138,8 +141,22 @@ public sealed class JobRunner
 
             Enter("quantize");
             IReadOnlyDictionary<string, string> formats;
+            ImatrixSummary? imatrix = null;
             using (_telemetry.Stage(job.Id, "quantize", job.Model, method))
-                formats = rtn ? QuantizeRtn(baseModel, partial, job.Method, Report, cancellation) : QuantizeGguf(source, partial, job.Method, Report, cancellation);
+            {
+                if (rtn) formats = QuantizeRtn(baseModel, partial, job.Method, Report, cancellation);
+                else if (awq) formats = QuantizeAwq(source, partial, job.Method, options.CalibrationText, Report, cancellation);
+                else if (gptq)
+                    formats = QuantizeGptq(baseModel, source, partial, job.Method, options.CalibrationText ?? DefaultEvalText, Report, cancellation);
+                else
+                {
+                    // With calibration text the stage's first half computes the importance matrix, as llama-imatrix would.
+                    ImportanceMatrix? matrix = null;
+                    if (!string.IsNullOrEmpty(options.CalibrationText))
+                        (matrix, imatrix) = JobCalibration.Compute(baseModel, options.CalibrationText, f => Report(0.5 * f), cancellation);
+                    formats = QuantizeGguf(source, partial, job.Method, matrix, f => Report(matrix is null ? f : 0.5 + 0.5 * f), cancellation);
+                }
+            }
             using var quant = ModelLoader.Load(partial);
 
             Enter("evaluate");
@@ -188,6 +205,7 @@ public sealed class JobRunner
                 Layers = layers,
                 Vram = VramJson(vram),
                 Task = task,
+                Imatrix = imatrix,
                 StageSeconds = timings,
             };
             quant.Dispose();
@@ -218,12 +236,13 @@ public sealed class JobRunner
         }
     }
 
-    private static IReadOnlyDictionary<string, string> QuantizeGguf(string source, string output, string method, Action<double> report,
-        CancellationToken cancellation)
+    private static IReadOnlyDictionary<string, string> QuantizeGguf(string source, string output, string method, ImportanceMatrix? imatrix,
+        Action<double> report, CancellationToken cancellation)
     {
         var result = GgufQuantizer.Quantize(source, output, new QuantizeOptions
         {
             Preset = QuantizationMethods.Preset(method) ?? GgufPresets.Find(method),
+            Imatrix = imatrix,
             Progress = new Reporter<QuantizeProgress>(p => report(p.Fraction)),
         }, cancellation);
         return result.Tensors.ToDictionary(t => t.Tensor.Name, t => t.Tensor.Type.ToString(), StringComparer.Ordinal);
@@ -238,6 +257,41 @@ public sealed class JobRunner
             Progress = new Reporter<RtnQuantizeProgress>(p => report(p.Fraction)),
         }, cancellation);
         return result.Tensors.ToDictionary(t => t.Name, t => t.Type, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// GPTQ into a Hugging Face GPTQ checkpoint folder. The pipeline loads its own copy of the source (it quantizes layers
+    /// in place); calibration windows are 512 tokens (capped at the context), shorter when the text is short, 128 at most.
+    /// </summary>
+    private static IReadOnlyDictionary<string, string> QuantizeGptq(LoadedModel source, string sourcePath, string output, string method,
+        string calibration, Action<double> report, CancellationToken cancellation)
+    {
+        int tokens = source.Tokenizer.Encode(calibration, addBos: false).Length;
+        if (tokens < 16) throw new InvalidOperationException($"the calibration text has {tokens} tokens; GPTQ needs at least 16");
+        int seqLen = Math.Min(CalibrationSet.DefaultSequenceLength, tokens + 1);
+        var result = GptqPipeline.Quantize(sourcePath, output, method, calibration, "calibration_text",
+            CalibrationSet.DefaultSamples, seqLen, new Reporter<GptqProgress>(p => report(p.Fraction)), cancellation);
+        var c = source.Config;
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int l = 0; l < c.Layers; l++)
+            foreach (var linear in QuantServe.Engine.Formats.Gptq.GptqCheckpointReader.LinearLayers)
+                names[$"model.layers.{l}.{linear}.weight"] = result.Type;
+        return names;
+    }
+
+    /// <summary>AWQ on a second copy of the source (AWQ rewrites the model it calibrates, and the base model is evaluated
+    /// against afterwards), calibrated on the job's text or, without one, the built-in evaluation slice.</summary>
+    private static IReadOnlyDictionary<string, string> QuantizeAwq(string source, string output, string method, string? calibrationText,
+        Action<double> report, CancellationToken cancellation)
+    {
+        var options = AwqTypes.Parse(method) ?? throw new InvalidOperationException($"'{method}' is not an AWQ type");
+        using var model = ModelLoader.Load(source);
+        var set = CalibrationSet.FromText(string.IsNullOrWhiteSpace(calibrationText) ? DefaultEvalText : calibrationText, model.Tokenizer,
+            model.Config.ContextLength, source: "calibration_text");
+        var result = AwqQuantizer.Quantize(model, set, output, options, progress: new Reporter<AwqProgress>(p => report(p.Fraction)),
+            cancellation: cancellation);
+        return result.Awq.Matrices.Keys.ToDictionary(k => k, _ => result.Layout == "awq-gemm" ? $"awq-gemm-int{options.Bits}-g{options.GroupSize}" : $"int{options.Bits}-g{options.GroupSize}-asym",
+            StringComparer.Ordinal);
     }
 
     // Synchronous, unlike Progress<T>, so no report can land after the stage has moved on.

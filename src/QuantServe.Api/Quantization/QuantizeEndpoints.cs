@@ -69,6 +69,7 @@ public static class QuantizeEndpoints
                 if (string.IsNullOrWhiteSpace(options.Model)) return Problem(400, "Missing model", "'model' names the registered model to quantize");
                 var entry = registry.Find(options.Model);
                 if (entry is null) return Problem(404, "Unknown model", $"no model '{options.Model}' is registered (GET /v1/models lists them)");
+                if (GroupProblem(ref options) is { } gp) return gp;
                 if (MethodProblem(options.Method) is { } p) return p;
                 if (QuantizationMethods.SourceProblem(options.Method!, ModelLoader.DetectFormat(entry.Path)) is { } why)
                     return Problem(400, "Unsupported source", $"'{entry.Id}': {why}");
@@ -90,7 +91,8 @@ public static class QuantizeEndpoints
         catch (Exception e) when (e is IOException or InvalidDataException or BadHttpRequestException)
         {
             if (uploadDir is not null) DeleteDir(uploadDir);
-            return Problem(400, "Upload failed", e.Message);
+            // The server's body limit surfaces here as a 413 BadHttpRequestException.
+            return Problem(e is BadHttpRequestException b ? b.StatusCode : 400, "Upload failed", e.Message);
         }
 
         var job = new JobRecord
@@ -107,6 +109,18 @@ public static class QuantizeEndpoints
             return Problem(503, "Queue full", "too many jobs are waiting; retry later");
         }
         return TypedResults.Accepted($"/quantize/{id}", new Accepted(id, JobStatus.Queued));
+    }
+
+    /// <summary>Folds group_size into the method name (int4 + 64 → int4-g64); calibration text must go to a method that
+    /// uses it (GGUF presets compute an importance matrix from it; round-to-nearest types use none).</summary>
+    private static ProblemHttpResult? GroupProblem(ref JobOptions options)
+    {
+        string? method = QuantizationMethods.WithGroupSize(options.Method, options.GroupSize, out var problem);
+        if (problem is not null) return Problem(400, "Conflicting group size", problem);
+        options = options with { Method = method };
+        if (!string.IsNullOrEmpty(options.CalibrationText) && QuantizationMethods.IsRtn(method))
+            return Problem(400, "Calibration not used", $"'{method}' is a round-to-nearest type and uses no calibration text; calibration_text applies to GGUF presets (an importance matrix)");
+        return null;
     }
 
     private static ProblemHttpResult? MethodProblem(string? method)
@@ -166,11 +180,12 @@ public static class QuantizeEndpoints
             }
         }
         if (filePath is null) return (new JobOptions(), Problem(400, "Missing file", "multipart submissions carry the model in a part named 'file'"));
-        if (MethodProblem(fields.GetValueOrDefault("method")) is { } bad) return (new JobOptions(), bad);
 
         JobOptions options;
         try { options = FromFields(fields); }
         catch (FormatException e) { return (new JobOptions(), Problem(400, "Malformed field", e.Message)); }
+        if (GroupProblem(ref options) is { } conflict) return (new JobOptions(), conflict);
+        if (MethodProblem(options.Method) is { } bad) return (new JobOptions(), bad);
 
         string source = UploadValidator.Validate(filePath, fileName!, Path.Combine(dir, "model"), limits);
         if (QuantizationMethods.SourceProblem(options.Method!, ModelLoader.DetectFormat(source)) is { } why)

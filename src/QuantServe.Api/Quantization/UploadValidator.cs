@@ -47,6 +47,8 @@ public static class UploadValidator
 
     private static string Target(string root, string entryName, string fileName)
     {
+        if (entryName.Any(char.IsControl))
+            throw new UploadRejectedException($"'{fileName}': an entry name contains a control character");
         if (string.IsNullOrEmpty(entryName) || Path.IsPathRooted(entryName) || entryName.StartsWith('/') || entryName.StartsWith('\\')
             || entryName.Contains(':'))
             throw new UploadRejectedException($"'{fileName}': entry '{entryName}' has an absolute path");
@@ -80,15 +82,34 @@ public static class UploadValidator
                     throw new UploadRejectedException($"'{fileName}' expands to more than {limits.MaxExpandedBytes} bytes", StatusCodes.Status413PayloadTooLarge);
             }
             Directory.CreateDirectory(root);
+            long written = 0;
             foreach (var e in zip.Entries)
             {
                 string target = Target(root, e.FullName, fileName);
                 if (e.FullName.EndsWith('/')) { Directory.CreateDirectory(target); continue; }
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-                try { e.ExtractToFile(target, overwrite: false); }
+                try { written = CopyBounded(e, target, written, fileName, limits.MaxExpandedBytes); }
                 catch (InvalidDataException ex) { throw new UploadRejectedException($"'{fileName}': entry '{e.FullName}' is corrupt: {ex.Message}"); }
             }
         }
+    }
+
+    /// <summary>Inflates one entry, counting the bytes actually produced: the sizes a zip declares are the sender's word,
+    /// and a bomb may understate them.</summary>
+    private static long CopyBounded(ZipArchiveEntry entry, string target, long written, string fileName, long limit)
+    {
+        using var input = entry.Open();
+        using var output = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
+        var buffer = new byte[1 << 16];
+        int n;
+        while ((n = input.Read(buffer)) > 0)
+        {
+            written += n;
+            if (written > limit)
+                throw new UploadRejectedException($"'{fileName}' expands to more than {limit} bytes", StatusCodes.Status413PayloadTooLarge);
+            output.Write(buffer, 0, n);
+        }
+        return written;
     }
 
     private static void ExtractTar(string file, string fileName, string root, UploadSettings limits)

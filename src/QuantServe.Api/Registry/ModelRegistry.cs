@@ -204,9 +204,22 @@ public sealed class ModelRegistry : IDisposable
         {
             lock (_gate)
                 if (_entries.ContainsKey(d.Id)) continue;
+            if (!_options.AllowLinksOutsideModelsDirectory && LinkOutside(dir, d.Path) is { } link)
+            {
+                lock (_gate)
+                    if (_reported.Add(d.Path))
+                        _log.LogWarning("Ignoring {Path}: {Link} is a link out of the models directory (QuantServe:AllowLinksOutsideModelsDirectory)", d.Path, link);
+                continue;
+            }
             var entry = new ModelEntry(d.Id, d.Path, d.Format, d.FileBytes, LastChange(d.Path), isDefault: false);
             lock (_gate) _entries.TryAdd(d.Id, entry);
         }
+    }
+
+    private static string? LinkOutside(string dir, string path)
+    {
+        try { return Security.PathGuard.LinkOutside(dir, path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return path; }
     }
 
     private static DateTimeOffset LastChange(string path)

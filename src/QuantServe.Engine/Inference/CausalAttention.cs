@@ -10,9 +10,16 @@ namespace QuantServe.Engine.Inference;
 /// </summary>
 internal sealed unsafe class CausalAttention : IParallelWork
 {
-    private readonly int _heads, _kvHeads, _headDim, _qDim, _kvDim;
+    /// <summary>Queries of one sequence handled together by the four-query kernels.</summary>
+    private const int Block = 4;
+
+    private readonly int _heads, _kvHeads, _headDim, _qDim, _kvDim, _maxPositions;
     private readonly float _scale;
-    private readonly float[][] _scores; // one per worker, [max positions]
+    private readonly bool _multi;
+    private readonly float[][] _scores;  // one per worker: [Block + 1 rows × max positions] (the last row is a discard row)
+    private readonly float[][] _discard; // one per worker: an output row for the unused query slots of a short block
+    private readonly int[] _blockStart, _blockLength;
+    private int _blocks;
 
     // Operands of the current call (set by Run, cleared after).
     private float[]? _q, _out;
@@ -20,16 +27,25 @@ internal sealed unsafe class CausalAttention : IParallelWork
     private KvCache[]? _caches;
     private int _layer;
 
-    public CausalAttention(int heads, int kvHeads, int headDim, int threads, int maxPositions)
+    public CausalAttention(int heads, int kvHeads, int headDim, int threads, int maxPositions, int maxTokens)
     {
         _heads = heads;
         _kvHeads = kvHeads;
         _headDim = headDim;
         _qDim = heads * headDim;
         _kvDim = kvHeads * headDim;
+        _maxPositions = maxPositions;
         _scale = 1f / MathF.Sqrt(headDim);
+        _multi = AttentionScores.MultiQuerySupported(headDim);
         _scores = new float[threads][];
-        for (int i = 0; i < threads; i++) _scores[i] = new float[maxPositions];
+        _discard = new float[threads][];
+        for (int i = 0; i < threads; i++)
+        {
+            _scores[i] = GC.AllocateArray<float>((Block + 1) * maxPositions, pinned: true);
+            _discard[i] = GC.AllocateArray<float>(headDim, pinned: true);
+        }
+        _blockStart = new int[maxTokens];
+        _blockLength = new int[maxTokens];
     }
 
     /// <summary>
@@ -38,24 +54,69 @@ internal sealed unsafe class CausalAttention : IParallelWork
     /// </summary>
     public void Run(WorkerPool pool, int layer, int tokens, float[] q, float[] output, int[] positions, int[] segments, KvCache[] caches)
     {
+        // Consecutive tokens of one sequence (a prompt chunk) form blocks of up to four queries per head that share
+        // every key and value load; decoding several sequences gives blocks of one.
+        _blocks = 0;
+        for (int t = 0; t < tokens;)
+        {
+            int n = 1;
+            if (_multi)
+                while (n < Block && t + n < tokens && segments[t + n] == segments[t]) n++;
+            _blockStart[_blocks] = t;
+            _blockLength[_blocks++] = n;
+            t += n;
+        }
         _layer = layer; _q = q; _out = output; _positions = positions; _segments = segments; _caches = caches;
-        try { pool.For(this, tokens * _heads); }
+        try { pool.For(this, _blocks * _heads); }
         finally { _q = _out = null; _positions = _segments = null; _caches = null; }
     }
 
     public void Execute(int item, int worker)
     {
-        int t = item / _heads, h = item % _heads;
+        int b = item / _heads, h = item % _heads;
+        int t0 = _blockStart[b], n = _blockLength[b];
         int kvh = h / (_heads / _kvHeads);
-        int pos = _positions![t];
-        var cache = _caches![_segments![t]];
-        var q = new ReadOnlySpan<float>(_q, t * _qDim + h * _headDim, _headDim);
+        var cache = _caches![_segments![t0]];
         var keys = cache.KeyArray(_layer);
         var values = cache.ValueArray(_layer);
-        var scores = _scores[worker].AsSpan(0, pos + 1);
         int offset = kvh * _headDim;
-        AttentionScores.ScaledDots(q, keys.AsSpan(offset), _kvDim, pos + 1, _scale, scores);
-        Softmax.InPlace(scores);
-        AttentionScores.WeightedSum(scores, values.AsSpan(offset), _kvDim, pos + 1, new Span<float>(_out, t * _qDim + h * _headDim, _headDim));
+        if (n == 1)
+        {
+            int pos = _positions![t0];
+            var q = new ReadOnlySpan<float>(_q, t0 * _qDim + h * _headDim, _headDim);
+            var scores = _scores[worker].AsSpan(0, pos + 1);
+            AttentionScores.ScaledDots(q, keys.AsSpan(offset), _kvDim, pos + 1, _scale, scores);
+            Softmax.InPlace(scores);
+            AttentionScores.WeightedSum(scores, values.AsSpan(offset), _kvDim, pos + 1, new Span<float>(_out, t0 * _qDim + h * _headDim, _headDim));
+            return;
+        }
+
+        int count = 0;
+        for (int k = 0; k < n; k++) count = Math.Max(count, _positions![t0 + k] + 1);
+        fixed (float* pq = _q)
+        fixed (float* po = _out)
+        fixed (float* pk = keys)
+        fixed (float* pv = values)
+        fixed (float* ps = _scores[worker])
+        fixed (float* pd = _discard[worker])
+        {
+            // Slots past the block's length repeat its first query and write to the discard rows.
+            float* q0 = pq + (long)t0 * _qDim + h * _headDim;
+            float* q1 = n > 1 ? q0 + _qDim : q0, q2 = n > 2 ? q0 + 2L * _qDim : q0, q3 = n > 3 ? q0 + 3L * _qDim : q0;
+            float* discard = ps + (long)Block * _maxPositions;
+            float* s0 = ps, s1 = n > 1 ? ps + _maxPositions : discard, s2 = n > 2 ? ps + 2L * _maxPositions : discard, s3 = n > 3 ? ps + 3L * _maxPositions : discard;
+            AttentionScores.ScaledDots4Queries(q0, q1, q2, q3, pk + offset, _kvDim, count, _headDim, _scale, s0, s1, s2, s3);
+            for (int k = 0; k < n; k++)
+            {
+                // Causal: query k sees positions 0..pos_k; later ones (the block's own later tokens) get weight 0.
+                var row = new Span<float>(ps + (long)k * _maxPositions, count);
+                int seen = _positions![t0 + k] + 1;
+                Softmax.InPlace(row[..seen]);
+                row[seen..].Clear();
+            }
+            float* o0 = po + (long)t0 * _qDim + h * _headDim;
+            float* o1 = n > 1 ? o0 + _qDim : pd, o2 = n > 2 ? o0 + 2L * _qDim : pd, o3 = n > 3 ? o0 + 3L * _qDim : pd;
+            AttentionScores.WeightedSum4Queries(s0, s1, s2, s3, pv + offset, _kvDim, count, _headDim, o0, o1, o2, o3);
+        }
     }
 }

@@ -45,7 +45,7 @@ public sealed class LlamaModel
         Pool = pool ?? WorkerPool.Shared;
         MaxBatchTokens = maxBatchTokens;
         _matmul = new MatMul(Pool);
-        _attention = new CausalAttention(_c.Heads, _c.KvHeads, _c.HeadDim, Pool.Threads, _c.ContextLength);
+        _attention = new CausalAttention(_c.Heads, _c.KvHeads, _c.HeadDim, Pool.Threads, _c.ContextLength, maxBatchTokens);
         _rope = new RopeTable(_c.HeadDim, _c.ContextLength, _c.RopeTheta, _c.RopeScale, _c.Rope, _c.RopeFrequencyFactors);
         int T = maxBatchTokens;
         _x = Buffer(T * _c.Dim); _xb = Buffer(T * _c.Dim); _xb2 = Buffer(T * _c.Dim);
@@ -145,56 +145,13 @@ public sealed class LlamaModel
 
     private void ForwardPiece(int T, Span<float> logits, bool all, int finals)
     {
-        int dim = _c.Dim, qDim = _c.QDim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
+        int dim = _c.Dim;
         var x = _x.AsSpan(0, T * dim);
-        var observer = Observer;
 
         // Token embeddings.
         for (int t = 0; t < T; t++) _w.TokenEmbedding.DequantizeRow(_tokens[t], x.Slice(t * dim, dim));
 
-        for (int l = 0; l < _c.Layers; l++)
-        {
-            var layer = _w.Layers[l];
-
-            // Attention: RMSNorm, then q, k, v for every token of the piece in one dispatch.
-            for (int t = 0; t < T; t++)
-                RmsNorm.Apply(x.Slice(t * dim, dim), layer.AttnNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
-            observer?.Observe(l, LinearInput.AttentionQkv, _xb.AsSpan(0, T * dim), T, dim);
-            _matmul.Multiply(_xb, T, dim, layer.Wq, _q, qDim, layer.Wk, _k, kvDim, layer.Wv, _v, kvDim);
-
-            // Biases (Qwen2), RoPE on q and k, then k and v into each sequence's cache at the token's position.
-            for (int t = 0; t < T; t++)
-            {
-                var q = _q.AsSpan(t * qDim, qDim);
-                var k = _k.AsSpan(t * kvDim, kvDim);
-                var v = _v.AsSpan(t * kvDim, kvDim);
-                if (layer.Bq != null) ResidualAdd.Apply(q, layer.Bq);
-                if (layer.Bk != null) ResidualAdd.Apply(k, layer.Bk);
-                if (layer.Bv != null) ResidualAdd.Apply(v, layer.Bv);
-                int pos = _positions[t];
-                _rope.Apply(q, pos);
-                _rope.Apply(k, pos);
-                var cache = _segCache[_segments[t]];
-                k.CopyTo(cache.Keys(l).Slice(pos * kvDim, kvDim));
-                v.CopyTo(cache.Values(l).Slice(pos * kvDim, kvDim));
-            }
-
-            // Causal grouped-query attention over each sequence's cache, then the output projection and residual.
-            _attention.Run(Pool, l, T, _q, _att, _positions, _segments, _segCache);
-            observer?.Observe(l, LinearInput.AttentionOutput, _att.AsSpan(0, T * qDim), T, qDim);
-            _matmul.Multiply(layer.Wo, _att.AsSpan(0, T * qDim), T, qDim, _xb2, dim);
-            ResidualAdd.Apply(x, _xb2.AsSpan(0, T * dim));
-
-            // Feed-forward: RMSNorm, gate and up in one dispatch, SiLU(gate)·up, down projection, residual.
-            for (int t = 0; t < T; t++)
-                RmsNorm.Apply(x.Slice(t * dim, dim), layer.FfnNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
-            observer?.Observe(l, LinearInput.FfnGateUp, _xb.AsSpan(0, T * dim), T, dim);
-            _matmul.Multiply(_xb, T, dim, layer.Gate, _hb, hidden, layer.Up, _hb2, hidden);
-            SwiGlu.Apply(_hb.AsSpan(0, T * hidden), _hb2.AsSpan(0, T * hidden));
-            observer?.Observe(l, LinearInput.FfnDown, _hb.AsSpan(0, T * hidden), T, hidden);
-            _matmul.Multiply(layer.Down, _hb.AsSpan(0, T * hidden), T, hidden, _xb2, dim);
-            ResidualAdd.Apply(x, _xb2.AsSpan(0, T * dim));
-        }
+        for (int l = 0; l < _c.Layers; l++) RunLayer(l, T);
 
         // Final norm and the output head, for every token or for the last token of each finished chunk.
         if (all)
@@ -209,6 +166,96 @@ public sealed class LlamaModel
                 RmsNorm.Apply(x.Slice(_segLast[i] * dim, dim), _w.FinalNorm, _c.NormEps, _xb.AsSpan(i * dim, dim));
             _matmul.Multiply(_w.Output, _xb.AsSpan(0, finals * dim), finals, dim, logits, VocabSize);
         }
+    }
+
+    /// <summary>
+    /// Runs layer <paramref name="layer"/> alone over one sequence of <paramref name="tokens"/> tokens at positions
+    /// 0..tokens−1 (at most <see cref="MaxBatchTokens"/>), whose residual stream <paramref name="hidden"/> (tokens × dim,
+    /// row-major) is updated in place; keys and values go to <paramref name="cache"/> (its layer <paramref name="layer"/>).
+    /// The <see cref="Observer"/> sees the layer's linear inputs as in <see cref="Forward(ReadOnlySpan{SequenceChunk}, Span{float}, bool)"/>.
+    /// Layer-by-layer calibration (GPTQ) keeps every window's hidden state and advances it one layer at a time with this.
+    /// </summary>
+    public void ForwardLayer(int layer, KvCache cache, Span<float> hidden, int tokens)
+    {
+        if ((uint)layer >= (uint)_c.Layers) throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the model has {_c.Layers} layers");
+        if (tokens <= 0 || tokens > MaxBatchTokens || tokens > cache.Capacity)
+            throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"must be in 1..{Math.Min(MaxBatchTokens, cache.Capacity)}");
+        if (hidden.Length < tokens * _c.Dim) throw new ArgumentException($"hidden holds {hidden.Length} floats, {tokens} × {_c.Dim} needed");
+        if (Interlocked.Exchange(ref _busy, 1) != 0)
+            throw new InvalidOperationException("LlamaModel is already running on another thread; use one LlamaModel per thread");
+        try
+        {
+            for (int t = 0; t < tokens; t++) { _positions[t] = t; _segments[t] = 0; }
+            _segCache[0] = cache;
+            hidden[..(tokens * _c.Dim)].CopyTo(_x);
+            RunLayer(layer, tokens);
+            _x.AsSpan(0, tokens * _c.Dim).CopyTo(hidden);
+            cache.Length = tokens;
+        }
+        finally
+        {
+            _segCache[0] = null!;
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    /// <summary>The token embeddings of <paramref name="tokens"/> into <paramref name="hidden"/> (tokens × dim).</summary>
+    public void Embed(ReadOnlySpan<int> tokens, Span<float> hidden)
+    {
+        int dim = _c.Dim;
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            if ((uint)tokens[t] >= (uint)_c.VocabSize) throw new ArgumentException($"token id {tokens[t]} is outside the vocabulary");
+            _w.TokenEmbedding.DequantizeRow(tokens[t], hidden.Slice(t * dim, dim));
+        }
+    }
+
+    /// <summary>One transformer block over the T tokens set up in the piece buffers, residual stream in _x.</summary>
+    private void RunLayer(int l, int T)
+    {
+        int dim = _c.Dim, qDim = _c.QDim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
+        var x = _x.AsSpan(0, T * dim);
+        var observer = Observer;
+        var layer = _w.Layers[l];
+
+        // Attention: RMSNorm, then q, k, v for every token of the piece in one dispatch.
+        for (int t = 0; t < T; t++)
+            RmsNorm.Apply(x.Slice(t * dim, dim), layer.AttnNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
+        observer?.Observe(l, LinearInput.AttentionQkv, _xb.AsSpan(0, T * dim), T, dim);
+        _matmul.Multiply(_xb, T, dim, layer.Wq, _q, qDim, layer.Wk, _k, kvDim, layer.Wv, _v, kvDim);
+
+        // Biases (Qwen2), RoPE on q and k, then k and v into each sequence's cache at the token's position.
+        for (int t = 0; t < T; t++)
+        {
+            var q = _q.AsSpan(t * qDim, qDim);
+            var k = _k.AsSpan(t * kvDim, kvDim);
+            var v = _v.AsSpan(t * kvDim, kvDim);
+            if (layer.Bq != null) ResidualAdd.Apply(q, layer.Bq);
+            if (layer.Bk != null) ResidualAdd.Apply(k, layer.Bk);
+            if (layer.Bv != null) ResidualAdd.Apply(v, layer.Bv);
+            int pos = _positions[t];
+            _rope.Apply(q, pos);
+            _rope.Apply(k, pos);
+            var cache = _segCache[_segments[t]];
+            k.CopyTo(cache.Keys(l).Slice(pos * kvDim, kvDim));
+            v.CopyTo(cache.Values(l).Slice(pos * kvDim, kvDim));
+        }
+
+        // Causal grouped-query attention over each sequence's cache, then the output projection and residual.
+        _attention.Run(Pool, l, T, _q, _att, _positions, _segments, _segCache);
+        observer?.Observe(l, LinearInput.AttentionOutput, _att.AsSpan(0, T * qDim), T, qDim);
+        _matmul.Multiply(layer.Wo, _att.AsSpan(0, T * qDim), T, qDim, _xb2, dim);
+        ResidualAdd.Apply(x, _xb2.AsSpan(0, T * dim));
+
+        // Feed-forward: RMSNorm, gate and up in one dispatch, SiLU(gate)·up, down projection, residual.
+        for (int t = 0; t < T; t++)
+            RmsNorm.Apply(x.Slice(t * dim, dim), layer.FfnNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
+        observer?.Observe(l, LinearInput.FfnGateUp, _xb.AsSpan(0, T * dim), T, dim);
+        _matmul.Multiply(_xb, T, dim, layer.Gate, _hb, hidden, layer.Up, _hb2, hidden);
+        SwiGlu.Apply(_hb.AsSpan(0, T * hidden), _hb2.AsSpan(0, T * hidden));
+        observer?.Observe(l, LinearInput.FfnDown, _hb.AsSpan(0, T * hidden), T, hidden);
+        _matmul.Multiply(layer.Down, _hb.AsSpan(0, T * hidden), T, hidden, _xb2, dim);
+        ResidualAdd.Apply(x, _xb2.AsSpan(0, T * dim));
     }
 
     private int Validate(ReadOnlySpan<SequenceChunk> chunks, Span<float> logits, bool all)

@@ -1,4 +1,5 @@
 using QuantServe.Engine.Formats.Gguf;
+using QuantServe.Engine.Formats.Awq;
 using QuantServe.Engine.Formats.HuggingFace;
 using QuantServe.Engine.Formats.Llama2c;
 using QuantServe.Engine.Formats.QuantizedFolder;
@@ -19,6 +20,7 @@ public static class ModelLoader
         }
         if (!Directory.Exists(path)) return null;
         if (QuantizedFolderLayout.IsQuantizedFolder(path)) return "quantserve";
+        if (AwqCheckpoint.IsAwqFolder(path)) return "awq";
         if (File.Exists(Path.Combine(path, "config.json"))) return "safetensors";
         if (Llama2cModelLoader.IsLlama2cFolder(path)) return "llama2c";
         return null;
@@ -35,6 +37,7 @@ public static class ModelLoader
             "gguf" => GgufModelLoader.Load(path),
             "safetensors" => HuggingFaceModelLoader.Load(path),
             "quantserve" => QuantizedFolderLoader.Load(path),
+            "awq" => AwqCheckpoint.Load(path),
             _ => throw new ModelLoadException(path, "not a recognised model: expected a .gguf file, a Hugging Face folder (config.json + safetensors) or a llama2.c checkpoint with a tok*.bin tokenizer"),
         };
     }

@@ -44,6 +44,32 @@ public sealed class QuantizeCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Quantize_Stories260KToAwqInt4G32_WritesAwqQuantizedFolderAndPrintsAlphas()
+    {
+        string target = Path.Combine(_dir, "stories-awq");
+        var (exit, output, error) = await RunAsync("quantize", "--model", SharedAssets.Stories260K, "--out", target, "--type", "awq-int4-g32",
+            "--calibration", SharedAssets.Path("eval", "stories260k-samples.txt"), "--samples", "8", "--seq-len", "128");
+        Assert.True(exit == 0, error);
+        Assert.Contains("100%", error);
+        Assert.Contains("QuantServe quantized folder", output);
+        Assert.Contains("calibration: 8 x 128 tokens from stories260k-samples.txt", output);
+        Assert.Matches(@"ffn_down\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+ %", output);
+        Assert.Contains("35 (", output);
+        using var model = QuantServe.Engine.Models.ModelLoader.Load(target);
+        Assert.Equal("int4-g32-asym", model.Weights.Layers[2].Gate.Format.Name);
+        Assert.Contains("\"method\": \"awq\"", File.ReadAllText(Path.Combine(target, "quantization_config.json")));
+    }
+
+    [Fact]
+    public async Task Quantize_AwqWithoutCalibration_FailsWithMessage()
+    {
+        var (exit, _, error) = await RunAsync("quantize", "--model", SharedAssets.Stories260K, "--out", Path.Combine(_dir, "x"), "--type", "awq-int4-g128");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--calibration", error);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "x")));
+    }
+
+    [Fact]
     public async Task Quantize_Stories260KToInt4G32_WritesLoadableQuantizedFolder()
     {
         string target = Path.Combine(_dir, "stories-int4");

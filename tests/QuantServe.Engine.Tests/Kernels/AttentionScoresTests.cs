@@ -46,4 +46,60 @@ public class AttentionScoresTests
     [Fact]
     public void ScaledDots_KeysTooShort_Throws() =>
         Assert.Throws<ArgumentException>(() => AttentionScores.ScaledDots(new float[8], new float[20], 8, 3, 1f, new float[3]));
+
+    [Theory]
+    [InlineData(16, 1, 4)]
+    [InlineData(32, 37, 4)]
+    [InlineData(64, 300, 3)]
+    [InlineData(128, 5, 2)]
+    [InlineData(32, 4, 1)]
+    public unsafe void FourQueryKernels_HeadWidthsAndAliasedSlots_MatchSingleQueryKernels(int headDim, int positions, int queries)
+    {
+        if (!AttentionScores.MultiQuerySupported(headDim)) return;
+        int stride = headDim * 2 + 16; // other heads interleaved, as in the cache
+        var q = Random(4 * headDim, 3);
+        var cache = Random(positions * stride + headDim, 4);
+        var scores = new float[4 * positions];
+        var output = new float[4 * headDim];
+        fixed (float* pq = q)
+        fixed (float* pc = cache)
+        fixed (float* ps = scores)
+        fixed (float* po = output)
+        {
+            // Slots beyond `queries` repeat query 0 and share the last score row and output, as CausalAttention passes them.
+            var qp = new nint[4];
+            var sp = new nint[4];
+            var op = new nint[4];
+            for (int k = 0; k < 4; k++)
+            {
+                qp[k] = (nint)(k < queries ? pq + k * headDim : pq);
+                sp[k] = (nint)(k < queries ? ps + k * positions : ps + 3 * positions);
+                op[k] = (nint)(k < queries ? po + k * headDim : po + 3 * headDim);
+            }
+            AttentionScores.ScaledDots4Queries((float*)qp[0], (float*)qp[1], (float*)qp[2], (float*)qp[3], pc, stride, positions, headDim, 0.125f,
+                (float*)sp[0], (float*)sp[1], (float*)sp[2], (float*)sp[3]);
+            for (int k = 0; k < queries; k++)
+            {
+                var expected = new float[positions];
+                AttentionScores.ScaledDots(q.AsSpan(k * headDim, headDim), cache, stride, positions, 0.125f, expected);
+                for (int j = 0; j < positions; j++)
+                    Assert.True(Math.Abs(expected[j] - scores[k * positions + j]) <= 1e-5f * (1 + Math.Abs(expected[j])), $"query {k} score {j}");
+            }
+            var weights = Random(4 * positions, 5);
+            fixed (float* pw = weights)
+            {
+                var wp = new nint[4];
+                for (int k = 0; k < 4; k++) wp[k] = (nint)(k < queries ? pw + k * positions : pw);
+                AttentionScores.WeightedSum4Queries((float*)wp[0], (float*)wp[1], (float*)wp[2], (float*)wp[3], pc, stride, positions, headDim,
+                    (float*)op[0], (float*)op[1], (float*)op[2], (float*)op[3]);
+            }
+            for (int k = 0; k < queries; k++)
+            {
+                var expected = new float[headDim];
+                AttentionScores.WeightedSum(weights.AsSpan(k * positions, positions), cache, stride, positions, expected);
+                for (int c = 0; c < headDim; c++)
+                    Assert.True(Math.Abs(expected[c] - output[k * headDim + c]) <= 1e-4f * (1 + Math.Abs(expected[c])), $"query {k} output {c}");
+            }
+        }
+    }
 }

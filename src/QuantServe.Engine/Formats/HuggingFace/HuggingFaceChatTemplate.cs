@@ -1,5 +1,6 @@
 using System.Text.Json;
 using QuantServe.Engine.Models;
+using QuantServe.Engine.Formats;
 
 namespace QuantServe.Engine.Formats.HuggingFace;
 
@@ -26,7 +27,12 @@ public static class HuggingFaceChatTemplate
         string path = Path.Combine(folder, "tokenizer_config.json");
         if (!File.Exists(path)) return null;
         using var doc = HuggingFaceJson.ParseFile(path);
-        if (!doc.RootElement.TryGetProperty("chat_template", out var template)) return null;
+        return JsonGuard.Read(path, () => Read(path, doc.RootElement));
+    }
+
+    private static string? Read(string path, JsonElement root)
+    {
+        if (!root.TryGetProperty("chat_template", out var template)) return null;
         switch (template.ValueKind)
         {
             case JsonValueKind.Null:

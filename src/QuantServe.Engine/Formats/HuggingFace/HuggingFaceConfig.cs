@@ -1,5 +1,7 @@
 using System.Text.Json;
+using QuantServe.Engine.Formats.Gptq;
 using QuantServe.Engine.Models;
+using QuantServe.Engine.Formats;
 
 namespace QuantServe.Engine.Formats.HuggingFace;
 
@@ -59,6 +61,8 @@ public sealed record HuggingFaceConfig
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
     /// <summary><c>dtype</c> / <c>torch_dtype</c> as written (float16, bfloat16, float32), or null.</summary>
     public string? DType { get; init; }
+    /// <summary>The GPTQ <c>quantization_config</c> when the checkpoint's linear layers are GPTQ-packed, else null.</summary>
+    public GptqQuantizationConfig? GptqQuantization { get; init; }
     /// <summary>Top-level scalar fields as text, for display.</summary>
     public IReadOnlyDictionary<string, string> Fields { get; init; } = new Dictionary<string, string>();
 
@@ -68,7 +72,7 @@ public sealed record HuggingFaceConfig
         string path = System.IO.Path.Combine(System.IO.Path.GetFullPath(folder), "config.json");
         if (!File.Exists(path)) throw new ModelLoadException(path, "config.json is missing: not a Hugging Face model folder");
         using var doc = HuggingFaceJson.ParseFile(path);
-        return Parse(new HuggingFaceJson(path, doc.RootElement));
+        return JsonGuard.Read(path, () => Parse(new HuggingFaceJson(path, doc.RootElement)));
     }
 
     /// <summary>Parses a config.json already read from <paramref name="path"/>.</summary>
@@ -80,7 +84,7 @@ public sealed record HuggingFaceConfig
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new ModelLoadException(path, "not a JSON object");
-            return Parse(new HuggingFaceJson(path, doc.RootElement));
+            return JsonGuard.Read(path, () => Parse(new HuggingFaceJson(path, doc.RootElement)));
         }
     }
 
@@ -100,10 +104,12 @@ public sealed record HuggingFaceConfig
         if (foreign.Count > 0)
             throw new ModelLoadException(path, $"unsupported architecture {string.Join(", ", foreign)}: QuantServe runs {expectedClass} (a causal language model) for model_type {modelType}");
 
+        GptqQuantizationConfig? gptq = null;
         if (j.Get("quantization_config") is { } quant)
         {
             string method = quant.ValueKind == JsonValueKind.Object && quant.TryGetProperty("quant_method", out var m) ? m.ToString() : "unknown";
-            throw new ModelLoadException(path, $"pre-quantized checkpoints (quantization_config.quant_method = {method}) are not read by the Hugging Face loader; load the float model and quantize it with QuantServe");
+            if (method == "gptq") gptq = GptqQuantizationConfig.Parse(j.Object("quantization_config")!.Value);
+            else throw new ModelLoadException(path, $"pre-quantized checkpoints with quantization_config.quant_method = {method} are not read by the Hugging Face loader (GPTQ ones are); load the float model and quantize it with QuantServe");
         }
         string? act = j.String("hidden_act") ?? j.String("hidden_activation");
         if (act is not null && act is not ("silu" or "swish"))
@@ -132,6 +138,7 @@ public sealed record HuggingFaceConfig
         return new HuggingFaceConfig
         {
             Path = path,
+            GptqQuantization = gptq,
             ModelType = modelType,
             Architectures = architectures,
             HiddenSize = hidden,

@@ -1,4 +1,5 @@
 using QuantServe.Engine.Models;
+using QuantServe.Engine.Formats;
 
 namespace QuantServe.Engine.Formats.HuggingFace;
 
@@ -19,7 +20,11 @@ public static class HuggingFaceGenerationConfig
         string path = Path.Combine(Path.GetFullPath(folder), FileName);
         if (!File.Exists(path)) return new GenerationDefaults { StopTokenIds = fallbackEos.Distinct().ToList() };
         using var doc = HuggingFaceJson.ParseFile(path);
-        var j = new HuggingFaceJson(path, doc.RootElement);
+        return JsonGuard.Read(path, () => Read(new HuggingFaceJson(path, doc.RootElement), fallbackEos));
+    }
+
+    private static GenerationDefaults Read(HuggingFaceJson j, IReadOnlyList<int> fallbackEos)
+    {
         var eos = j.IntOrList("eos_token_id");
         bool greedy = j.Bool("do_sample") == false;
         return new GenerationDefaults

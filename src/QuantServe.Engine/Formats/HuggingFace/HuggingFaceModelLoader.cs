@@ -1,3 +1,4 @@
+using QuantServe.Engine.Formats.Gptq;
 using QuantServe.Engine.Formats.Safetensors;
 using QuantServe.Engine.Models;
 using QuantServe.Engine.Tensors;
@@ -34,7 +35,7 @@ public static unsafe class HuggingFaceModelLoader
                 throw new ModelLoadException(Path.Combine(folder, "tokenizer.json"),
                     $"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {config.VocabSize}");
 
-            var weights = MapWeights(checkpoint, config);
+            var weights = MapWeights(checkpoint, config, hf.GptqQuantization);
             var eos = hf.EosTokenIds.Count > 0 ? hf.EosTokenIds : tokenizer.EosId >= 0 ? [tokenizer.EosId] : [];
             var generation = HuggingFaceGenerationConfig.Load(folder, eos);
             string? chatTemplate = HuggingFaceChatTemplate.Load(folder);
@@ -60,8 +61,11 @@ public static unsafe class HuggingFaceModelLoader
     /// Builds the weight views over a checked checkpoint (<see cref="HuggingFaceTensorLayout.Check"/> has run).
     /// Matrices point into the mapped files; norms and biases are converted to F32.
     /// </summary>
-    public static LlamaWeights MapWeights(SafetensorsCheckpoint checkpoint, ModelConfig config)
+    public static LlamaWeights MapWeights(SafetensorsCheckpoint checkpoint, ModelConfig config, GptqQuantizationConfig? gptq = null)
     {
+        WeightMatrix Linear(string name, int rows, int cols) => gptq is null
+            ? Matrix(name)
+            : GptqCheckpointReader.ReadLinear(checkpoint, name[..^".weight".Length], rows, cols, gptq);
         SafetensorsTensorInfo Tensor(string name) =>
             checkpoint.Find(name) ?? throw new ModelLoadException(checkpoint.Folder, $"tensor '{name}' is missing from the safetensors files");
         WeightMatrix Matrix(string name) => AsMatrix(Tensor(name));
@@ -76,17 +80,17 @@ public static unsafe class HuggingFaceModelLoader
             layers[l] = new LayerWeights
             {
                 AttnNorm = Vector(L(l, "input_layernorm.weight")),
-                Wq = Matrix(L(l, "self_attn.q_proj.weight")),
-                Wk = Matrix(L(l, "self_attn.k_proj.weight")),
-                Wv = Matrix(L(l, "self_attn.v_proj.weight")),
-                Wo = Matrix(L(l, "self_attn.o_proj.weight")),
+                Wq = Linear(L(l, "self_attn.q_proj.weight"), config.QDim, config.Dim),
+                Wk = Linear(L(l, "self_attn.k_proj.weight"), config.KvDim, config.Dim),
+                Wv = Linear(L(l, "self_attn.v_proj.weight"), config.KvDim, config.Dim),
+                Wo = Linear(L(l, "self_attn.o_proj.weight"), config.Dim, config.QDim),
                 Bq = config.Architecture == "qwen2" ? OptionalVector(L(l, "self_attn.q_proj.bias")) : null,
                 Bk = config.Architecture == "qwen2" ? OptionalVector(L(l, "self_attn.k_proj.bias")) : null,
                 Bv = config.Architecture == "qwen2" ? OptionalVector(L(l, "self_attn.v_proj.bias")) : null,
                 FfnNorm = Vector(L(l, "post_attention_layernorm.weight")),
-                Gate = Matrix(L(l, "mlp.gate_proj.weight")),
-                Up = Matrix(L(l, "mlp.up_proj.weight")),
-                Down = Matrix(L(l, "mlp.down_proj.weight")),
+                Gate = Linear(L(l, "mlp.gate_proj.weight"), config.HiddenDim, config.Dim),
+                Up = Linear(L(l, "mlp.up_proj.weight"), config.HiddenDim, config.Dim),
+                Down = Linear(L(l, "mlp.down_proj.weight"), config.Dim, config.HiddenDim),
             };
         }
         return new LlamaWeights

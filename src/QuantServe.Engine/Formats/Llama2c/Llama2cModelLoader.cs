@@ -35,6 +35,8 @@ public static unsafe class Llama2cModelLoader
             var header = MemoryMarshal.Cast<byte, int>(file.Span(0, HeaderBytes));
             int dim = header[0], hidden = header[1], layers = header[2], heads = header[3], kvHeads = header[4], vocabRaw = header[5], seqLen = header[6];
             bool shared = vocabRaw > 0;
+            // int.MinValue has no positive counterpart (Math.Abs would throw OverflowException).
+            if (vocabRaw == int.MinValue) throw new ModelLoadException(file.Path, $"implausible header: vocab_size={vocabRaw}");
             int vocab = Math.Abs(vocabRaw);
             if (heads <= 0 || dim <= 0 || dim % heads != 0)
                 throw new ModelLoadException(file.Path, $"implausible header: dim={dim}, n_heads={heads}");

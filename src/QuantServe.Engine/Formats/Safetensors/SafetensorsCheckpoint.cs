@@ -1,5 +1,6 @@
 using System.Text.Json;
 using QuantServe.Engine.Models;
+using QuantServe.Engine.Formats;
 
 namespace QuantServe.Engine.Formats.Safetensors;
 
@@ -91,20 +92,23 @@ public sealed class SafetensorsCheckpoint : IDisposable
             throw new ModelLoadException(index, $"malformed JSON: {e.Message}", e);
         }
         using (doc)
+            return JsonGuard.Read(index, () => WeightMap(index, doc));
+    }
+
+    private static Dictionary<string, string> WeightMap(string index, JsonDocument doc)
+    {
+        if (doc.RootElement.ValueKind != JsonValueKind.Object
+            || !doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
+            throw new ModelLoadException(index, "no \"weight_map\" object");
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var p in map.EnumerateObject())
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object
-                || !doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
-                throw new ModelLoadException(index, "no \"weight_map\" object");
-            var result = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var p in map.EnumerateObject())
-            {
-                if (p.Value.ValueKind != JsonValueKind.String)
-                    throw new ModelLoadException(index, $"weight_map entry for '{p.Name}' is not a file name string");
-                result[p.Name] = p.Value.GetString()!;
-            }
-            if (result.Count == 0) throw new ModelLoadException(index, "the weight_map is empty");
-            return result;
+            if (p.Value.ValueKind != JsonValueKind.String)
+                throw new ModelLoadException(index, $"weight_map entry for '{p.Name}' is not a file name string");
+            result[p.Name] = p.Value.GetString()!;
         }
+        if (result.Count == 0) throw new ModelLoadException(index, "the weight_map is empty");
+        return result;
     }
 
     private static SafetensorsCheckpoint FromFiles(string folder, IReadOnlyList<string> paths, (string Path, Dictionary<string, string> Map)? index)

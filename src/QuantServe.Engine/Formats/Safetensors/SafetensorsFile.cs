@@ -102,10 +102,17 @@ public sealed unsafe class SafetensorsFile : IDisposable
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object) Fail("malformed JSON header: not a JSON object");
-            foreach (var property in doc.RootElement.EnumerateObject())
+            try
             {
-                if (property.Name == "__metadata__") ReadMetadata(property.Value);
-                else AddTensor(property.Name, property.Value);
+                foreach (var property in doc.RootElement.EnumerateObject())
+                {
+                    if (property.Name == "__metadata__") ReadMetadata(property.Value);
+                    else AddTensor(property.Name, property.Value);
+                }
+            }
+            catch (InvalidOperationException e) when (Formats.JsonGuard.IsDecodingFailure(e))
+            {
+                throw new ModelLoadException(Path, $"malformed JSON header: {e.Message}", e);
             }
         }
         CheckLayout(length - DataStart);

@@ -157,4 +157,109 @@ public static unsafe class AttentionScores
             }
         }
     }
+
+    /// <summary>
+    /// Four queries against the same keys, each key loaded once for all four (a prompt's queries of one head re-read the
+    /// same cache rows, so the single-query loops are bound by cache traffic):
+    /// <c>s_k[j] = scale · Σ_c q_k[c] · keys[j·stride + c]</c> for k in 0..3, j in [0, count), c in [0, d).
+    /// <paramref name="d"/> must be a positive multiple of 16 and Vector512 accelerated (see <see cref="MultiQuerySupported"/>).
+    /// Queries or score rows may alias each other (a caller with fewer than four queries repeats one).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ScaledDots4Queries(float* q0, float* q1, float* q2, float* q3, float* keys, int stride, int count, int d,
+        float scale, float* s0, float* s1, float* s2, float* s3)
+    {
+        int j = 0;
+        for (; j + 4 <= count; j += 4)
+        {
+            float* k0 = keys + (long)j * stride, k1 = k0 + stride, k2 = k1 + stride, k3 = k2 + stride;
+            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+            Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+            Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+            Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+            for (int c = 0; c < d; c += 16)
+            {
+                var K0 = Vector512.Load(k0 + c);
+                var K1 = Vector512.Load(k1 + c);
+                var K2 = Vector512.Load(k2 + c);
+                var K3 = Vector512.Load(k3 + c);
+                var x = Vector512.Load(q0 + c);
+                a00 = Vector512.FusedMultiplyAdd(x, K0, a00); a01 = Vector512.FusedMultiplyAdd(x, K1, a01);
+                a02 = Vector512.FusedMultiplyAdd(x, K2, a02); a03 = Vector512.FusedMultiplyAdd(x, K3, a03);
+                x = Vector512.Load(q1 + c);
+                a10 = Vector512.FusedMultiplyAdd(x, K0, a10); a11 = Vector512.FusedMultiplyAdd(x, K1, a11);
+                a12 = Vector512.FusedMultiplyAdd(x, K2, a12); a13 = Vector512.FusedMultiplyAdd(x, K3, a13);
+                x = Vector512.Load(q2 + c);
+                a20 = Vector512.FusedMultiplyAdd(x, K0, a20); a21 = Vector512.FusedMultiplyAdd(x, K1, a21);
+                a22 = Vector512.FusedMultiplyAdd(x, K2, a22); a23 = Vector512.FusedMultiplyAdd(x, K3, a23);
+                x = Vector512.Load(q3 + c);
+                a30 = Vector512.FusedMultiplyAdd(x, K0, a30); a31 = Vector512.FusedMultiplyAdd(x, K1, a31);
+                a32 = Vector512.FusedMultiplyAdd(x, K2, a32); a33 = Vector512.FusedMultiplyAdd(x, K3, a33);
+            }
+            (Reduce4(a00, a01, a02, a03) * scale).Store(s0 + j);
+            (Reduce4(a10, a11, a12, a13) * scale).Store(s1 + j);
+            (Reduce4(a20, a21, a22, a23) * scale).Store(s2 + j);
+            (Reduce4(a30, a31, a32, a33) * scale).Store(s3 + j);
+        }
+        for (; j < count; j++)
+        {
+            float* k = keys + (long)j * stride;
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int c = 0; c < d; c += 16)
+            {
+                var K = Vector512.Load(k + c);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q0 + c), K, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(q1 + c), K, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(q2 + c), K, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(q3 + c), K, a3);
+            }
+            s0[j] = Vector512.Sum(a0) * scale;
+            s1[j] = Vector512.Sum(a1) * scale;
+            s2[j] = Vector512.Sum(a2) * scale;
+            s3[j] = Vector512.Sum(a3) * scale;
+        }
+    }
+
+    /// <summary>Lane k of the result: the sum of every lane of a_k (one 512→256 fold each, then two rounds of haddps).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Reduce4(Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3)
+    {
+        var r0 = a0.GetLower() + a0.GetUpper();
+        var r1 = a1.GetLower() + a1.GetUpper();
+        var r2 = a2.GetLower() + a2.GetUpper();
+        var r3 = a3.GetLower() + a3.GetUpper();
+        var h = Avx.HorizontalAdd(Avx.HorizontalAdd(r0, r1), Avx.HorizontalAdd(r2, r3));
+        return h.GetLower() + h.GetUpper();
+    }
+
+    /// <summary>
+    /// Four weighted sums over the same values, each value row loaded once for all four:
+    /// <c>o_k[c] = Σ_j w_k[j] · values[j·stride + c]</c> for k in 0..3, c in [0, d), j in [0, count).
+    /// Same requirements as <see cref="ScaledDots4Queries"/>; weight rows or outputs may alias (outputs then get the same values).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void WeightedSum4Queries(float* w0, float* w1, float* w2, float* w3, float* values, int stride, int count, int d,
+        float* o0, float* o1, float* o2, float* o3)
+    {
+        for (int c = 0; c < d; c += 16)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            float* v = values + c;
+            for (int j = 0; j < count; j++, v += stride)
+            {
+                var V = Vector512.Load(v);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[j]), V, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[j]), V, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(w2[j]), V, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(w3[j]), V, a3);
+            }
+            a0.Store(o0 + c);
+            a1.Store(o1 + c);
+            a2.Store(o2 + c);
+            a3.Store(o3 + c);
+        }
+    }
+
+    /// <summary>Whether the four-query kernels run for head width <paramref name="d"/> on this CPU.</summary>
+    public static bool MultiQuerySupported(int d) => Vector512.IsHardwareAccelerated && Avx.IsSupported && d > 0 && d % 16 == 0;
 }

@@ -49,10 +49,15 @@ public sealed class CalibrationSet
     public static CalibrationSet Load(string path, Tokenizer tokenizer, int contextLength,
         int samples = DefaultSamples, int sequenceLength = DefaultSequenceLength)
     {
+        return FromText(ReadText(path), tokenizer, contextLength, samples, sequenceLength, path);
+    }
+
+    /// <summary>The text of a calibration file: the file itself, or its JSONL documents joined with newlines.</summary>
+    public static string ReadText(string path)
+    {
         if (!File.Exists(path)) throw new ModelLoadException(path, "no such calibration file");
         string raw = File.ReadAllText(path);
-        string text = LooksLikeJsonl(path, raw) ? JoinJsonl(path, raw) : raw;
-        return FromText(text, tokenizer, contextLength, samples, sequenceLength, path);
+        return LooksLikeJsonl(path, raw) ? JoinJsonl(path, raw) : raw;
     }
 
     /// <summary>Tokenizes <paramref name="text"/> into windows (see <see cref="Load"/>).</summary>

@@ -210,6 +210,37 @@ public sealed unsafe partial class IntGroupFormat : RtnFormat
         Pack(u, dst[HeaderBytes(cols)..]);
     }
 
+    /// <summary>
+    /// Writes one row from already-quantized values: <paramref name="codes"/> holds the row's unsigned codes u in
+    /// [0, 2^B − 1] (one byte each, <c>cols</c> of them), <paramref name="scales"/> one scale per group and, for an
+    /// asymmetric format, <paramref name="zeros"/> one zero point per group in [0, 2^B − 1] (ignored when symmetric).
+    /// The row then dequantizes to <c>scales[g] · (u − zeros[g])</c> exactly. Used to repack checkpoints quantized
+    /// elsewhere (GPTQ, AWQ) into this layout once at load.
+    /// </summary>
+    public void EncodeRow(ReadOnlySpan<byte> codes, ReadOnlySpan<float> scales, ReadOnlySpan<byte> zeros, Span<byte> destination)
+    {
+        int cols = codes.Length, ng = GroupCount(cols);
+        CheckRow(cols, destination.Length);
+        if (scales.Length != ng) throw new ArgumentException($"{Name}: {scales.Length} scales for {ng} groups of a {cols}-wide row");
+        if (Asymmetric && zeros.Length != ng) throw new ArgumentException($"{Name}: {zeros.Length} zero points for {ng} groups");
+        var dst = destination[..(int)RowBytes(cols)];
+        dst.Clear();
+        scales.CopyTo(MemoryMarshal.Cast<byte, float>(dst[..(ng * 4)]));
+        if (Asymmetric)
+            for (int gi = 0; gi < ng; gi++)
+            {
+                if (zeros[gi] > MaxCode) throw new ArgumentException($"{Name}: zero point {zeros[gi]} exceeds {MaxCode}");
+                dst[ng * 4 + gi] = zeros[gi];
+            }
+        var u = new byte[(cols + ChunkElements - 1) / ChunkElements * ChunkElements];
+        for (int j = 0; j < cols; j++)
+        {
+            if (codes[j] > MaxCode) throw new ArgumentException($"{Name}: code {codes[j]} at column {j} exceeds {MaxCode}");
+            u[j] = codes[j];
+        }
+        Pack(u, dst[HeaderBytes(cols)..]);
+    }
+
     private void Pack(ReadOnlySpan<byte> u, Span<byte> codes)
     {
         int chunks = u.Length / ChunkElements;

@@ -75,7 +75,17 @@ public abstract unsafe class KQuantFormat : TensorFormat
         fixed (float* py = y)
         {
             byte* rows = w.Data + rowStart * w.RowBytes;
-            for (int b0 = 0; b0 < batch; b0 += BatchTile)
+            int first = 0;
+            if (path is KQuantKernelPath.Avx512 or KQuantKernelPath.Avx2 && batch >= KQuantGemm.Lanes && KQuantGemm.IsSupported && KQuantGemm.Handles(this))
+            {
+                // Whole 16-token tiles of a prompt go through the matrix-matrix kernel, the rest through the row kernels.
+                // It runs on the AVX2 path too wherever AVX-512 BW exists: on AMD (where the row kernels pick AVX2) its
+                // token-per-lane layout still does several times fewer instructions per multiply-add.
+                int tiles = batch / KQuantGemm.Lanes;
+                KQuantGemm.Run(this, rows, w.RowBytes, rowEnd - rowStart, nb, pa, activationStride, tiles, py + rowStart, yStride);
+                first = tiles * KQuantGemm.Lanes;
+            }
+            for (int b0 = first; b0 < batch; b0 += BatchTile)
             {
                 int n = Math.Min(BatchTile, batch - b0);
                 DotRowRange(rows, w.RowBytes, rowEnd - rowStart, nb, pa + (long)b0 * activationStride, activationStride, n,

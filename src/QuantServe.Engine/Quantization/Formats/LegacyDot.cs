@@ -61,7 +61,20 @@ internal static unsafe class LegacyDot
         {
             switch (path)
             {
-                case LegacyKernelPath.Avx512: RowsOf<T, Avx512Kernel<T>>(w, rowStart, rowEnd, nb, a, activationStride, batch, py, yStride); break;
+                case LegacyKernelPath.Avx512:
+                    int gemm = 0;
+                    if (batch >= LegacyGemm.Lanes && LegacyGemm.IsSupported && (typeof(T) == typeof(Q4_0Block) || typeof(T) == typeof(Q8_0Block)))
+                    {
+                        // Whole 16-token tiles of a prompt go through the matrix-matrix kernel, the rest through the row kernels.
+                        int tiles = batch / LegacyGemm.Lanes;
+                        if (typeof(T) == typeof(Q4_0Block)) LegacyGemm.Q4_0(w, rowStart, rowEnd, nb, a, activationStride, tiles, py, yStride);
+                        else LegacyGemm.Q8_0(w, rowStart, rowEnd, nb, a, activationStride, tiles, py, yStride);
+                        gemm = tiles * LegacyGemm.Lanes;
+                    }
+                    if (gemm < batch)
+                        RowsOf<T, Avx512Kernel<T>>(w, rowStart, rowEnd, nb, a + (long)gemm * activationStride, activationStride,
+                            batch - gemm, py + (long)gemm * yStride, yStride);
+                    break;
                 case LegacyKernelPath.Avx2: RowsOf<T, Avx2Kernel<T>>(w, rowStart, rowEnd, nb, a, activationStride, batch, py, yStride); break;
                 case LegacyKernelPath.Vector128: RowsOf<T, Vector128Kernel<T>>(w, rowStart, rowEnd, nb, a, activationStride, batch, py, yStride); break;
                 default: RowsOf<T, ScalarKernel<T>>(w, rowStart, rowEnd, nb, a, activationStride, batch, py, yStride); break;

@@ -201,7 +201,7 @@ public sealed unsafe partial class Q6KFormat : KQuantFormat
         return Fp16ToFp32(x->D) * a->D * sumi;
     }
 
-    private static void UnpackVector(BlockQ6K* x, byte* q)
+    internal static void UnpackVector(BlockQ6K* x, byte* q)
     {
         var m4 = Vector128.Create((byte)0x0F);
         var m2 = Vector128.Create((byte)0x03);

@@ -42,6 +42,13 @@ public static class GptqModelQuantizer
         return h;
     }
 
+    private static readonly (string Name, LinearInput Input)[] Jobs =
+    [
+        ("attn_q", LinearInput.AttentionQkv), ("attn_k", LinearInput.AttentionQkv), ("attn_v", LinearInput.AttentionQkv),
+        ("attn_output", LinearInput.AttentionOutput), ("ffn_gate", LinearInput.FfnGateUp), ("ffn_up", LinearInput.FfnGateUp),
+        ("ffn_down", LinearInput.FfnDown),
+    ];
+
     private static GptqModelResult Run(LoadedModel model, CalibrationSet? set, GptqOptions options,
         IProgress<GptqProgress>? progress, CancellationToken cancellation)
     {
@@ -49,43 +56,81 @@ public static class GptqModelQuantizer
         var sw = Stopwatch.StartNew();
         var c = model.Config;
         var results = new Dictionary<string, GptqResult>(StringComparer.Ordinal);
-        for (int l = 0; l < c.Layers; l++)
+        // Layer by layer: every window's residual stream is kept (N × L × dim floats) and advanced one layer at a time.
+        // True-sequential inside a layer: each input's Hessian is captured with everything before it already quantized
+        // (o sees the quantized q/k/v, gate/up the quantized attention, down the quantized gate/up); a capture pass stops
+        // right after the input it needs, and a last pass runs the fully quantized layer to produce the next layer's input.
+        LinearInput[] stages = [LinearInput.AttentionQkv, LinearInput.AttentionOutput, LinearInput.FfnGateUp, LinearInput.FfnDown];
+        int totalSteps = c.Layers * (stages.Length + 1), step = 0;
+        LlamaModel? llama = null;
+        KvCache? cache = null;
+        float[][] hidden = [];
+        if (set is not null)
         {
-            double[][] h;
-            if (set is null)
-                h = [Identity(c.Dim), Identity(c.QDim), Identity(c.Dim), Identity(c.HiddenDim)];
-            else
+            llama = new LlamaModel(model, set.SequenceLength);
+            cache = llama.CreateCache(set.SequenceLength);
+            hidden = new float[set.Samples][];
+            for (int i = 0; i < set.Samples; i++)
             {
-                var observer = new LayerHessians(l, c);
-                int layer = l;
-                CalibrationRunner.Run(model, set, observer,
-                    new Progress(f => progress?.Report(new GptqProgress((layer + 0.5 * f) / c.Layers, layer, c.Layers, "calibrate"))), cancellation);
-                h = observer.Hessians.Select(x => x.ToMatrix()).ToArray();
+                hidden[i] = new float[set.SequenceLength * c.Dim];
+                llama.Embed(set.Windows[i], hidden[i]);
             }
-            var L = model.Weights.Layers[l];
-            (string Name, WeightMatrix W, int Input)[] jobs =
-            [
-                ("attn_q", L.Wq, 0), ("attn_k", L.Wk, 0), ("attn_v", L.Wv, 0), ("attn_output", L.Wo, 1),
-                ("ffn_gate", L.Gate, 2), ("ffn_up", L.Up, 2), ("ffn_down", L.Down, 3),
-            ];
-            var replaced = new WeightMatrix[jobs.Length];
-            for (int j = 0; j < jobs.Length; j++)
+        }
+        void Pass(int layer, IActivationObserver? observer, double at)
+        {
+            llama!.Observer = observer;
+            for (int i = 0; i < hidden.Length; i++)
             {
                 cancellation.ThrowIfCancellationRequested();
-                var (name, w, input) = jobs[j];
-                var dense = new float[w.Rows * w.Cols];
-                for (int r = 0; r < w.Rows; r++) w.DequantizeRow(r, dense.AsSpan(r * w.Cols, w.Cols));
-                var result = GptqQuantizer.Quantize(dense, w.Rows, w.Cols, h[input], options);
-                results[$"blk.{l}.{name}.weight"] = result;
-                replaced[j] = F32Matrix(w.Name, result);
-                progress?.Report(new GptqProgress((l + 0.5 + 0.5 * (j + 1) / jobs.Length) / c.Layers, l, c.Layers, name));
+                cache!.Clear();
+                try { llama.ForwardLayer(layer, cache, hidden[i], set!.SequenceLength); }
+                catch (StageCaptured) { }
+                if ((i & 7) == 7) progress?.Report(new GptqProgress((at + (i + 1.0) / hidden.Length * 0.5) / totalSteps, layer, c.Layers, "calibrate"));
             }
-            model.Weights.Layers[l] = new LayerWeights
+            llama.Observer = null;
+        }
+        for (int l = 0; l < c.Layers; l++)
+        {
+            foreach (var stage in stages)
             {
-                AttnNorm = L.AttnNorm, FfnNorm = L.FfnNorm, Bq = L.Bq, Bk = L.Bk, Bv = L.Bv,
-                Wq = replaced[0], Wk = replaced[1], Wv = replaced[2], Wo = replaced[3],
-                Gate = replaced[4], Up = replaced[5], Down = replaced[6],
-            };
+                int width = stage switch { LinearInput.AttentionOutput => c.QDim, LinearInput.FfnDown => c.HiddenDim, _ => c.Dim };
+                double[] h;
+                if (set is null) h = Identity(width);
+                else
+                {
+                    var observer = new StageHessian(l, stage, width);
+                    Pass(l, observer, step);
+                    h = observer.Hessian.ToMatrix();
+                }
+                var L = model.Weights.Layers[l];
+                var matrices = new Dictionary<string, WeightMatrix>
+                {
+                    ["attn_q"] = L.Wq, ["attn_k"] = L.Wk, ["attn_v"] = L.Wv, ["attn_output"] = L.Wo,
+                    ["ffn_gate"] = L.Gate, ["ffn_up"] = L.Up, ["ffn_down"] = L.Down,
+                };
+                foreach (var (name, input) in Jobs)
+                {
+                    if (input != stage) continue;
+                    cancellation.ThrowIfCancellationRequested();
+                    var w = matrices[name];
+                    var dense = new float[w.Rows * w.Cols];
+                    for (int r = 0; r < w.Rows; r++) w.DequantizeRow(r, dense.AsSpan(r * w.Cols, w.Cols));
+                    var result = GptqQuantizer.Quantize(dense, w.Rows, w.Cols, h, options);
+                    results[$"blk.{l}.{name}.weight"] = result;
+                    matrices[name] = F32Matrix(w.Name, result);
+                }
+                model.Weights.Layers[l] = new LayerWeights
+                {
+                    AttnNorm = L.AttnNorm, FfnNorm = L.FfnNorm, Bq = L.Bq, Bk = L.Bk, Bv = L.Bv,
+                    Wq = matrices["attn_q"], Wk = matrices["attn_k"], Wv = matrices["attn_v"], Wo = matrices["attn_output"],
+                    Gate = matrices["ffn_gate"], Up = matrices["ffn_up"], Down = matrices["ffn_down"],
+                };
+                step++;
+                progress?.Report(new GptqProgress((double)step / totalSteps, l, c.Layers, stage.ToString()));
+            }
+            if (set is not null) Pass(l, null, step);
+            step++;
+            progress?.Report(new GptqProgress((double)step / totalSteps, l, c.Layers, "forward"));
         }
         return new GptqModelResult(results, sw.Elapsed.TotalSeconds);
     }
@@ -105,13 +150,17 @@ public static class GptqModelQuantizer
         public void Report(double value) => report(value);
     }
 
-    private sealed class LayerHessians(int layer, ModelConfig c) : IActivationObserver
-    {
-        public readonly GptqHessian[] Hessians = [new(c.Dim), new(c.QDim), new(c.Dim), new(c.HiddenDim)];
+    private sealed class StageCaptured : Exception;
 
-        public void Observe(int l, LinearInput input, ReadOnlySpan<float> rows, int tokens, int width)
+    private sealed class StageHessian(int layer, LinearInput stage, int width) : IActivationObserver
+    {
+        public readonly GptqHessian Hessian = new(width);
+
+        public void Observe(int l, LinearInput input, ReadOnlySpan<float> rows, int tokens, int w)
         {
-            if (l == layer) Hessians[(int)input].Add(rows, tokens);
+            if (l != layer || input != stage) return;
+            Hessian.Add(rows, tokens);
+            throw new StageCaptured();
         }
     }
 }

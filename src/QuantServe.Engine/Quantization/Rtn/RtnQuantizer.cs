@@ -18,6 +18,10 @@ public sealed record RtnQuantizeOptions
     /// <summary>Type of the token embedding and untied output head: one of QuantServe's formats, or <c>F32</c> / <c>F16</c>.</summary>
     public string EmbeddingType { get; init; } = "int8";
 
+    /// <summary>The method recorded in quantization_config.json (<c>rtn</c>; <c>awq</c> when the matrices already hold AWQ's
+    /// codes in the target format and are copied).</summary>
+    public string Method { get; init; } = "rtn";
+
     /// <summary>Threads quantizing rows in parallel.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
 
@@ -140,6 +144,7 @@ public static unsafe class RtnQuantizer
             string tokenizerName = CopyTokenizerFiles(model, tokenizerFiles, temp);
             var config = new QuantizationConfig
             {
+                Method = options.Method,
                 Type = type.Name,
                 EmbeddingType = embType.Name,
                 Source = model.SourcePath,
@@ -169,6 +174,16 @@ public static unsafe class RtnQuantizer
     private static void WriteMatrix(WeightMatrix m, TensorFormat f, Stream s, int threads, CancellationToken cancellation)
     {
         long rowBytes = f.RowBytes(m.Cols);
+        // A matrix already in the target format (a calibrated quantizer's output, such as AWQ's) is copied, not requantized.
+        if (ReferenceEquals(m.Format, f) || (m.Format is RtnFormat && m.Format.Name == f.Name && m.RowBytes == rowBytes))
+        {
+            for (int r = 0; r < m.Rows; r++)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                s.Write(m.RowSpan(r));
+            }
+            return;
+        }
         if (f is IntGroupFormat { PerTensor: true } pt)
         {
             var all = new byte[checked(m.Rows * rowBytes)];

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using QuantServe.Engine.Formats;
 using QuantServe.Engine.Models;
 using QuantServe.Engine.Tokenization.Bpe;
 using QuantServe.Engine.Tokenization.Text;
@@ -51,15 +52,19 @@ public static class HfTokenizerJson
         var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Object) throw reader.Fail("the top level is not a JSON object");
 
-        var model = reader.Model(root);
-        var added = reader.AddedTokens(root);
         var normalizers = new List<Normalizer>();
-        reader.Normalizer(root.GetPropertyOrNull("normalizer"), "normalizer", normalizers);
         var preTokenizers = new List<PreTokenizer>();
-        reader.PreTokenizer(root.GetPropertyOrNull("pre_tokenizer"), "pre_tokenizer", preTokenizers);
         var decoder = new List<DecoderStep>();
-        reader.Decoder(root.GetPropertyOrNull("decoder"), "decoder", decoder);
-        var (templateBos, templateEos) = reader.PostProcessorSpecials(root.GetPropertyOrNull("post_processor"));
+        var (model, added, templateBos, templateEos) = JsonGuard.Read(tokenizerPath, () =>
+        {
+            var model = reader.Model(root);
+            var added = reader.AddedTokens(root);
+            reader.Normalizer(root.GetPropertyOrNull("normalizer"), "normalizer", normalizers);
+            reader.PreTokenizer(root.GetPropertyOrNull("pre_tokenizer"), "pre_tokenizer", preTokenizers);
+            reader.Decoder(root.GetPropertyOrNull("decoder"), "decoder", decoder);
+            var (bos, eos) = reader.PostProcessorSpecials(root.GetPropertyOrNull("post_processor"));
+            return (model, added, bos, eos);
+        });
 
         int byteLevelAt = preTokenizers.FindIndex(p => p is ByteLevelPreTokenizer);
         if (byteLevelAt >= 0 && byteLevelAt != preTokenizers.Count - 1)
@@ -75,13 +80,23 @@ public static class HfTokenizerJson
         {
             var cfg = configDoc.RootElement;
             if (cfg.ValueKind != JsonValueKind.Object) throw cfgReader.Fail("the top level is not a JSON object");
-            if (cfg.TryGetProperty("bos_token", out var bos)) bosText = cfgReader.TokenText(bos, "bos_token");
-            if (cfg.TryGetProperty("eos_token", out var eos)) eosText = cfgReader.TokenText(eos, "eos_token");
-            if (cfg.TryGetProperty("add_bos_token", out var ab)) addBos = cfgReader.Bool(ab, "add_bos_token");
-            if (cfg.TryGetProperty("add_eos_token", out var ae)) addEos = cfgReader.Bool(ae, "add_eos_token");
-            if (cfg.TryGetProperty("chat_template", out var ct)) chatTemplate = cfgReader.ChatTemplate(ct);
+            (bosText, eosText, addBos, addEos, chatTemplate) = JsonGuard.Read(configPath ?? "tokenizer_config.json", () =>
+            {
+                string? b = bosText, e = eosText, t = null;
+                bool addB = addBos, addE = addEos;
+                if (cfg.TryGetProperty("bos_token", out var bos)) b = cfgReader.TokenText(bos, "bos_token");
+                if (cfg.TryGetProperty("eos_token", out var eos)) e = cfgReader.TokenText(eos, "eos_token");
+                if (cfg.TryGetProperty("add_bos_token", out var ab)) addB = cfgReader.Bool(ab, "add_bos_token");
+                if (cfg.TryGetProperty("add_eos_token", out var ae)) addE = cfgReader.Bool(ae, "add_eos_token");
+                if (cfg.TryGetProperty("chat_template", out var ct)) t = cfgReader.ChatTemplate(ct);
+                return (b, e, addB, addE, t);
+            });
         }
         eosText ??= templateEos;
+
+        int addedLimit = SparseIdLimit(model.Pieces.Length + added.Count);
+        if (added.FirstOrDefault(t => t.Id >= addedLimit) is { } far)
+            throw reader.Fail($"added token '{far.Content}' has id {far.Id}, far beyond the {model.Pieces.Length} vocabulary ids and {added.Count} added tokens (ids must be nearly dense)");
 
         var resolver = configDoc != null ? cfgReader : reader;
         int bosId = ResolveToken(model.Pieces, added, bosText, "bos_token", resolver);
@@ -112,6 +127,10 @@ public static class HfTokenizerJson
             TokenizerConfigPath = configDoc != null ? configPath : null,
         };
     }
+
+    /// <summary>Largest id (exclusive) accepted for <paramref name="count"/> tokens: twice the count plus 1024 leaves room
+    /// for the gaps real files have while bounding what a corrupt id can make the tokenizer allocate.</summary>
+    private static int SparseIdLimit(int count) => (int)Math.Min(1 << 24, 2L * count + 1024);
 
     private static int ResolveToken(string?[] pieces, List<AddedToken> added, string? text, string name, Reader reader)
     {
@@ -164,6 +183,9 @@ public static class HfTokenizerJson
                 entries.Add((p.Name, id));
                 max = Math.Max(max, id);
             }
+            // Ids index arrays sized by the largest one, so a lone huge id in a tiny file would allocate hundreds of MB.
+            if (max >= SparseIdLimit(entries.Count))
+                throw Fail($"model.vocab id {max} is far beyond its {entries.Count} entries (ids must be nearly dense)");
             var pieces = new string?[max + 1];
             foreach (var (piece, id) in entries)
             {

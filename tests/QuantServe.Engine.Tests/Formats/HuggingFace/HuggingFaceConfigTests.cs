@@ -201,7 +201,8 @@ public class HuggingFaceConfigTests
     [InlineData("\"mlp_bias\": false", "\"mlp_bias\": true", "mlp_bias")]
     [InlineData("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", "gelu")]
     [InlineData("\"num_key_value_heads\": 4", "\"num_key_value_heads\": 3", "kv_heads")]
-    [InlineData("\"tie_word_embeddings\": true", "\"tie_word_embeddings\": true, \"quantization_config\": {\"quant_method\": \"gptq\"}", "gptq")]
+    [InlineData("\"tie_word_embeddings\": true", "\"tie_word_embeddings\": true, \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 5}", "bits = 5")]
+    [InlineData("\"tie_word_embeddings\": true", "\"tie_word_embeddings\": true, \"quantization_config\": {\"quant_method\": \"bitsandbytes\"}", "bitsandbytes")]
     public void Parse_UnsupportedSetting_ThrowsNamingIt(string from, string to, string fragment)
     {
         var e = ParseFails((from, to));

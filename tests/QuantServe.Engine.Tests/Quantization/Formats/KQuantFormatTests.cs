@@ -231,6 +231,44 @@ public unsafe class KQuantFormatTests
         }
     }
 
+    /// <summary>
+    /// Prompt batches: whole 16-token tiles take the matrix-matrix kernel (Q4_K, Q6_K), leftovers the row kernels. Row
+    /// ranges of 9 rows exercise its four-row groups and single-row leftovers; 16 super-blocks per row make its decoded
+    /// row panels four rows tall, so the ranges cross panel edges.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(FormatsAndPaths))]
+    public void DotRows_PromptTilesAndLeftovers_EqualsScalar(string name, KQuantKernelPath path)
+    {
+        if (!KQuantKernels.IsSupported(path)) return;
+        var f = KQuantTestData.Format(name);
+        const int rows = 11;
+        foreach (int nb in new[] { 1, 3, 16 })
+        {
+            int cols = nb * 256;
+            var q = Quantize(f, KQuantTestData.Nasty(rows * cols, 300 + nb), rows, cols);
+            foreach (int batch in new[] { 16, 35 })
+            {
+                int stride = f.ActivationBytes(cols) + 8;
+                var act = new byte[stride * batch];
+                for (int b = 0; b < batch; b++)
+                    f.PrepareActivation(KQuantTestData.Nasty(cols, 3000 * nb + b), act.AsSpan(b * stride, f.ActivationBytes(cols)));
+                int yStride = rows + 3;
+                var ys = new float[yStride * batch];
+                var yv = new float[yStride * batch];
+                fixed (byte* pq = q)
+                {
+                    var m = new WeightMatrix("t", f, rows, cols, pq);
+                    f.DotRows(m, 0, rows, act, stride, batch, ys, yStride, KQuantKernelPath.Scalar);
+                    f.DotRows(m, 0, 9, act, stride, batch, yv, yStride, path);
+                    f.DotRows(m, 9, rows, act, stride, batch, yv, yStride, path);
+                }
+                for (int i = 0; i < ys.Length; i++)
+                    Assert.True(Math.Abs(ys[i] - yv[i]) <= 1e-5 * Math.Abs(ys[i]) + 1e-7, $"{name} {path} nb={nb} batch={batch} [{i}]: {yv[i]} vs {ys[i]}");
+            }
+        }
+    }
+
     [Theory]
     [MemberData(nameof(FormatsAndPaths))]
     public void DotRows_OneVectorAcrossManyRows_EqualsScalar(string name, KQuantKernelPath path)

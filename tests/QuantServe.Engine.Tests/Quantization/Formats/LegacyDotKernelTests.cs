@@ -89,12 +89,41 @@ public unsafe class LegacyDotKernelTests
 
     [Theory]
     [MemberData(nameof(LegacyTestData.Formats), MemberType = typeof(LegacyTestData))]
+    public void DotRows_PromptBatchesOfSixteenTokenTilesAndLeftovers_MatchScalar(string name)
+    {
+        // Batches of 16+ take the token-per-lane matrix-matrix kernel (Q4_0 on AVX-512) for whole 16-token tiles and the
+        // row kernels for the leftover columns; every width 32..1024 and ragged batches check both parts and the seams.
+        var f = LegacyTestData.Format(name);
+        int[] batches = [16, 17, 23, 32, 33, 47];
+        for (int k = 1; k <= 1024 / 32; k++)
+        {
+            int cols = 32 * k;
+            int batch = batches[k % batches.Length];
+            var c = Build(f, cols, batch, 3000 + k);
+            foreach (var path in LegacyTestData.SupportedPaths())
+            {
+                var y = Run(f, c.W, cols, c.A, c.Stride, batch, path);
+                for (int i = 0; i < y.Length; i++)
+                    Assert.True(Math.Abs(y[i] - c.Scalar[i]) <= 1e-5 * c.Magnitude[i],
+                        $"{name} {path} cols={cols} batch={batch} out[{i}]: {y[i]} vs scalar {c.Scalar[i]} (|terms| {c.Magnitude[i]})");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(LegacyTestData.Formats), MemberType = typeof(LegacyTestData))]
     public void DotRows_BatchSpanningRowPanels_MatchesOneColumnAtATime(string name)
     {
         // Wide rows make the batched loop's L1 row panels a few rows tall, so ranges [0,5) and [5,41) cross several
-        // panel edges; batch 9 is two four-column tiles and one leftover column.
+        // panel edges; batch 9 is two four-column tiles and one leftover column, batch 37 two 16-token tiles and five more.
         var f = LegacyTestData.Format(name);
-        const int rows = 41, cols = 4096, batch = 9;
+        foreach (int batch in new[] { 9, 37 })
+            BatchSpanningRowPanels(f, name, batch);
+    }
+
+    private static void BatchSpanningRowPanels(LegacyQuantFormat f, string name, int batch)
+    {
+        const int rows = 41, cols = 4096;
         long rowBytes = f.RowBytes(cols);
         var wf = LegacyTestData.Gaussian(rows * cols, 77);
         var w = new byte[rows * rowBytes];

@@ -1,0 +1,336 @@
+using QuantServe.Engine.Gpu.Cuda;
+using QuantServe.Engine.Models;
+using QuantServe.Engine.Tensors;
+
+namespace QuantServe.Engine.Gpu;
+
+/// <summary>
+/// The Llama forward pass on a CUDA device, the same math as the CPU <c>LlamaModel</c>: weights, norms, RoPE tables,
+/// scratch and every sequence's KV cache are resident on the device; a step uploads token ids (plus positions and cache
+/// addresses) and returns only sampled token ids — or, when asked, the logits. Per layer: RMSNorm → q/k/v fused-dequant
+/// GEMV → RoPE + cache store → causal GQA attention → o GEMV accumulated into the residual → RMSNorm → gate/up GEMV →
+/// SwiGLU → down GEMV accumulated into the residual; then the final RMSNorm of each chunk's last token and the output
+/// head. A batch of T tokens (a prompt, or one token of each of T sequences) runs every GEMV once per tile of 16 tokens,
+/// so the weights are read once per tile. One instance must be driven by one thread at a time.
+/// </summary>
+public sealed unsafe class GpuLlamaModel : IDeviceModel
+{
+    private readonly CudaDevice _d;
+    private readonly GpuKernels _k;
+    private readonly ModelConfig _c;
+    private readonly GpuLayer[] _layers;
+    private readonly GpuMatrix _output;
+    private readonly DeviceBuffer _embedding, _finalNorm, _cos, _sin;
+    private readonly bool _embeddingF16;
+    private readonly long _embeddingRowElements;
+    private readonly int _pd, _pq, _pkv, _ph;
+    private readonly DeviceBuffer _x, _xb, _q, _k2, _v, _att, _hb, _hb2, _logits;
+    private readonly DeviceBuffer _tokens, _positions, _kptr, _vptr, _rows, _ids, _uniforms;
+    private readonly int[] _hTokens, _hPositions, _hRows;
+    private readonly ulong[] _hK, _hV;
+    private readonly List<DeviceBuffer> _owned = [];
+    private readonly GpuActivations _qa;
+    private readonly Dictionary<int, nint> _decodeGraphs = [];
+    private int _finals;
+
+    private sealed class GpuLayer
+    {
+        public required DeviceBuffer AttnNorm, FfnNorm;
+        public DeviceBuffer? Bq, Bk, Bv;
+        public required GpuMatrix Wq, Wk, Wv, Wo, Gate, Up, Down;
+        public IEnumerable<GpuMatrix> Matrices => [Wq, Wk, Wv, Wo, Gate, Up, Down];
+    }
+
+    private static int Pad(int n) => (n + 255) & ~255;
+
+    /// <summary>Uploads <paramref name="model"/> to the device; batches of up to <paramref name="maxBatchTokens"/> tokens per piece.</summary>
+    public GpuLlamaModel(CudaDevice device, GpuKernels kernels, LoadedModel model, int maxBatchTokens = 256)
+    {
+        if (maxBatchTokens <= 0) throw new ArgumentOutOfRangeException(nameof(maxBatchTokens), maxBatchTokens, "must be positive");
+        if (model.Config.HeadDim > 256) throw new NotSupportedException($"head_dim {model.Config.HeadDim} exceeds the GPU attention kernel's 256");
+        _d = device;
+        _k = kernels;
+        _c = model.Config;
+        Source = model;
+        MaxBatchTokens = maxBatchTokens;
+        device.Bind();
+        var w = model.Weights;
+        _layers = w.Layers.Select(l => new GpuLayer
+        {
+            AttnNorm = Floats(l.AttnNorm), FfnNorm = Floats(l.FfnNorm),
+            Bq = l.Bq is null ? null : Floats(l.Bq), Bk = l.Bk is null ? null : Floats(l.Bk), Bv = l.Bv is null ? null : Floats(l.Bv),
+            Wq = GpuMatrix.Upload(device, l.Wq), Wk = GpuMatrix.Upload(device, l.Wk), Wv = GpuMatrix.Upload(device, l.Wv),
+            Wo = GpuMatrix.Upload(device, l.Wo), Gate = GpuMatrix.Upload(device, l.Gate), Up = GpuMatrix.Upload(device, l.Up),
+            Down = GpuMatrix.Upload(device, l.Down),
+        }).ToArray();
+        _output = GpuMatrix.Upload(device, w.Output);
+        _finalNorm = Floats(w.FinalNorm);
+        (_embedding, _embeddingF16, _embeddingRowElements) = UploadEmbedding(w.TokenEmbedding);
+        (_cos, _sin) = RopeTables();
+
+        int T = maxBatchTokens;
+        _pd = Pad(_c.Dim); _pq = Pad(_c.QDim); _pkv = Pad(_c.KvDim); _ph = Pad(_c.HiddenDim);
+        _x = Zeroed(T * (long)_pd); _xb = Zeroed(T * (long)_pd);
+        _q = Zeroed(T * (long)_pq); _k2 = Zeroed(T * (long)_pkv); _v = Zeroed(T * (long)_pkv); _att = Zeroed(T * (long)_pq);
+        _hb = Zeroed(T * (long)_ph); _hb2 = Zeroed(T * (long)_ph);
+        _logits = Zeroed(T * (long)_c.VocabSize);
+        _tokens = Zeroed(T); _positions = Zeroed(T); _rows = Zeroed(T); _ids = Zeroed(T); _uniforms = Zeroed(T);
+        _kptr = Zeroed(2L * T * _c.Layers); _vptr = Zeroed(2L * T * _c.Layers);
+        _qa = new GpuActivations(device, T, Math.Max(Math.Max(_pd, _pq), _ph));
+        _hTokens = new int[T]; _hPositions = new int[T]; _hRows = new int[T];
+        _hK = new ulong[T * _c.Layers]; _hV = new ulong[T * _c.Layers];
+        device.Synchronize();
+    }
+
+    private DeviceBuffer Own(DeviceBuffer b) { _owned.Add(b); return b; }
+
+    private DeviceBuffer Floats(float[] values)
+    {
+        var b = Own(_d.Allocate(values.Length * 4L));
+        _d.Upload<float>(values, b.Pointer);
+        return b;
+    }
+
+    private DeviceBuffer Zeroed(long floats) => Own(_d.AllocateZeroed(floats * 4));
+
+    private (DeviceBuffer, bool, long) UploadEmbedding(WeightMatrix e)
+    {
+        int rows = e.Rows, cols = e.Cols;
+        if (e.Format.Ggml is GgmlType.F32 or GgmlType.F16)
+        {
+            bool f16 = e.Format.Ggml == GgmlType.F16;
+            var b = Own(_d.Allocate(e.ByteCount));
+            _d.Upload(e.Data, b.Pointer, e.ByteCount);
+            return (b, f16, e.RowBytes / (f16 ? 2 : 4));
+        }
+        // Other formats: dequantized once to F16 rows (a lookup reads one row per token, so the table's format does not matter for speed).
+        var table = Own(_d.Allocate((long)rows * cols * 2));
+        var row = new float[cols];
+        var half = new Half[Math.Min(rows, Math.Max(1, (16 << 20) / Math.Max(1, cols))) * cols];
+        int perChunk = half.Length / cols;
+        for (int r0 = 0; r0 < rows; r0 += perChunk)
+        {
+            int n = Math.Min(perChunk, rows - r0);
+            for (int r = 0; r < n; r++)
+            {
+                e.DequantizeRow(r0 + r, row);
+                for (int c = 0; c < cols; c++) half[r * cols + c] = (Half)row[c];
+            }
+            _d.Upload<Half>(half.AsSpan(0, n * cols), table.At((long)r0 * cols * 2));
+        }
+        return (table, true, cols);
+    }
+
+    private (DeviceBuffer, DeviceBuffer) RopeTables()
+    {
+        // Same angles as the CPU RopeTable: θ_i = (p / scale) · base^(−2i/head_dim) / factor_i in double, stored as float.
+        int half = _c.HeadDim / 2, positions = _c.ContextLength;
+        var freq = new double[half];
+        for (int i = 0; i < half; i++) freq[i] = Math.Pow(_c.RopeTheta, -2.0 * i / _c.HeadDim) / (_c.RopeFrequencyFactors?[i] ?? 1.0);
+        var cos = new float[(long)positions * half];
+        var sin = new float[(long)positions * half];
+        for (int p = 0; p < positions; p++)
+            for (int i = 0; i < half; i++)
+            {
+                double angle = p / (double)_c.RopeScale * freq[i];
+                cos[(long)p * half + i] = (float)Math.Cos(angle);
+                sin[(long)p * half + i] = (float)Math.Sin(angle);
+            }
+        return (Floats(cos), Floats(sin));
+    }
+
+    /// <summary>The model as loaded on the host.</summary>
+    public LoadedModel Source { get; }
+    /// <summary>Hyper-parameters.</summary>
+    public ModelConfig Config => _c;
+    /// <summary>Most tokens per piece (and most chunks per call).</summary>
+    public int MaxBatchTokens { get; }
+    /// <summary>The device.</summary>
+    public CudaDevice Device => _d;
+    /// <summary>Every resident matrix (layers in order, then the head).</summary>
+    public IEnumerable<GpuMatrix> Matrices => _layers.SelectMany(l => l.Matrices).Append(_output);
+    /// <summary>Bytes one decode step reads from weights: every layer matrix and the head once (embedding rows are negligible).</summary>
+    public long WeightReadBytesPerStep => Matrices.Sum(m => m.ReadBytes);
+
+    /// <summary>A device KV cache for one sequence of up to <paramref name="capacity"/> positions (default: the context length).</summary>
+    public GpuKvCache CreateCache(int capacity = 0)
+    {
+        if (capacity > _c.ContextLength) throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"model context is {_c.ContextLength} positions");
+        return new GpuKvCache(_d, _c.Layers, _c.KvDim, capacity <= 0 ? _c.ContextLength : capacity);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="chunks"/> (each continuing its cache) and leaves on the device the logits of each chunk's last
+    /// token, in chunk order, for <see cref="ReadLogits"/>, <see cref="SampleGreedy"/> or <see cref="SampleTopK"/>.
+    /// Nothing is waited for: the work is queued on the device's stream.
+    /// </summary>
+    public void Forward(ReadOnlySpan<GpuChunk> chunks)
+    {
+        if (chunks.Length == 0) throw new ArgumentException("no chunks");
+        if (chunks.Length > MaxBatchTokens) throw new ArgumentException($"{chunks.Length} chunks exceed the batch limit of {MaxBatchTokens}");
+        for (int i = 0; i < chunks.Length; i++)
+        {
+            var c = chunks[i];
+            if (c.Cache is null || c.Cache.Layers != _c.Layers || c.Cache.KvDim != _c.KvDim) throw new ArgumentException($"chunk {i}: KV cache does not belong to this model");
+            if (c.Tokens.Length == 0) throw new ArgumentException($"chunk {i} has no tokens");
+            if (c.Cache.Length + c.Tokens.Length > c.Cache.Capacity) throw new ArgumentException($"chunk {i} reaches position {c.Cache.Length + c.Tokens.Length}, beyond its cache ({c.Cache.Capacity} positions)");
+            foreach (int t in c.Tokens.Span)
+                if ((uint)t >= (uint)_c.VocabSize) throw new ArgumentException($"chunk {i} holds token id {t}, outside the vocabulary [0, {_c.VocabSize})");
+            for (int j = 0; j < i; j++)
+                if (ReferenceEquals(chunks[j].Cache, c.Cache)) throw new ArgumentException($"chunks {j} and {i} share one KV cache");
+        }
+        _finals = 0;
+        int chunk = 0, offset = 0;
+        while (chunk < chunks.Length)
+        {
+            int T = 0, finalsBefore = _finals;
+            while (chunk < chunks.Length && T < MaxBatchTokens)
+            {
+                var c = chunks[chunk];
+                var tokens = c.Tokens.Span;
+                int take = Math.Min(tokens.Length - offset, MaxBatchTokens - T);
+                for (int i = 0; i < take; i++)
+                {
+                    _hTokens[T + i] = tokens[offset + i];
+                    _hPositions[T + i] = c.Cache.Length + offset + i;
+                    for (int l = 0; l < _c.Layers; l++)
+                    {
+                        _hK[l * MaxBatchTokens + T + i] = c.Cache.KeysAt(l);
+                        _hV[l * MaxBatchTokens + T + i] = c.Cache.ValuesAt(l);
+                    }
+                }
+                T += take;
+                offset += take;
+                if (offset == tokens.Length)
+                {
+                    _hRows[_finals++ - finalsBefore] = T - 1;
+                    chunk++;
+                    offset = 0;
+                }
+            }
+            Piece(T, finalsBefore, _finals - finalsBefore);
+        }
+        foreach (var c in chunks) c.Cache.Length += c.Tokens.Length;
+    }
+
+    private void UploadAsync<T>(T[] host, int count, ulong dst) where T : unmanaged
+    {
+        fixed (T* p = host)
+            _d.Driver.Check(_d.Driver.cuMemcpyHtoDAsync(dst, p, (nuint)(count * sizeof(T)), _d.Stream), "cuMemcpyHtoDAsync");
+    }
+
+    private void Piece(int T, int firstFinal, int finals)
+    {
+        int dim = _c.Dim, hd = _c.HeadDim, L = _c.Layers;
+        UploadAsync(_hTokens, T, _tokens.Pointer);
+        UploadAsync(_hPositions, T, _positions.Pointer);
+        UploadAsync(_hK, L * MaxBatchTokens, _kptr.Pointer);
+        UploadAsync(_hV, L * MaxBatchTokens, _vptr.Pointer);
+        if (finals > 0) UploadAsync(_hRows, finals, _rows.Pointer);
+        // A decode step (every token the last of its chunk, one piece) has the same kernels with the same arguments for a
+        // given batch size: everything that changes lives in the device buffers uploaded above. It is captured once as a
+        // CUDA graph and replayed, which removes the per-kernel launch cost that dominates small-batch decoding.
+        if (UseGraphs && finals == T && firstFinal == 0)
+        {
+            if (!_decodeGraphs.TryGetValue(T, out var exec))
+                _decodeGraphs[T] = exec = _d.Capture(() => Kernels(T, 0, finals));
+            _d.LaunchGraph(exec);
+            return;
+        }
+        Kernels(T, firstFinal, finals);
+    }
+
+    /// <summary>Whether decode steps replay a captured CUDA graph (default true).</summary>
+    public bool UseGraphs { get; set; } = true;
+
+    private void Kernels(int T, int firstFinal, int finals)
+    {
+        int dim = _c.Dim, hd = _c.HeadDim, L = _c.Layers;
+
+        _d.Launch(_k.Embed, (T, 1), 256, 0, _embedding, _embeddingF16 ? 1 : 0, _embeddingRowElements, _tokens, _x, _pd, dim);
+        float scale = 1f / MathF.Sqrt(hd);
+        for (int l = 0; l < L; l++)
+        {
+            var layer = _layers[l];
+            _d.Launch(_k.RmsNorm, (T, 1), 256, 0, _x, _pd, 0UL, layer.AttnNorm, _xb, _pd, dim, _c.NormEps);
+            var qa = Quantized(_xb.Pointer, _pd, dim, T, layer.Wq, layer.Wk, layer.Wv);
+            _k.Gemv(layer.Wq, _xb.Pointer, _pd, _q.Pointer, _pq, T, false, qa);
+            _k.Gemv(layer.Wk, _xb.Pointer, _pd, _k2.Pointer, _pkv, T, false, qa);
+            _k.Gemv(layer.Wv, _xb.Pointer, _pd, _v.Pointer, _pkv, T, false, qa);
+            if (layer.Bq != null) _d.Launch(_k.AddBias, (T, 1), 256, 0, _q, _pq, layer.Bq, _c.QDim);
+            if (layer.Bk != null) _d.Launch(_k.AddBias, (T, 1), 256, 0, _k2, _pkv, layer.Bk, _c.KvDim);
+            if (layer.Bv != null) _d.Launch(_k.AddBias, (T, 1), 256, 0, _v, _pkv, layer.Bv, _c.KvDim);
+            ulong kc = _kptr.At((long)l * MaxBatchTokens * 8), vc = _vptr.At((long)l * MaxBatchTokens * 8);
+            _d.Launch(_k.RopeStore, (T, 1), 128, 0, _q, _pq, _k2, _v, _pkv, _positions, _cos, _sin,
+                _c.Heads, _c.KvHeads, hd, _c.Rope == RopeStyle.Neox ? 1 : 0, kc, vc, 0L);
+            _d.Launch(_k.Attention, (_c.Heads, T), 128, 0, _q, _pq, _att, _pq, _positions, kc, vc, 0L, _c.Heads, _c.KvHeads, hd, scale);
+            _k.Gemv(layer.Wo, _att.Pointer, _pq, _x.Pointer, _pd, T, true, Quantized(_att.Pointer, _pq, _c.QDim, T, layer.Wo));
+            _d.Launch(_k.RmsNorm, (T, 1), 256, 0, _x, _pd, 0UL, layer.FfnNorm, _xb, _pd, dim, _c.NormEps);
+            qa = Quantized(_xb.Pointer, _pd, dim, T, layer.Gate, layer.Up);
+            _k.Gemv(layer.Gate, _xb.Pointer, _pd, _hb.Pointer, _ph, T, false, qa);
+            _k.Gemv(layer.Up, _xb.Pointer, _pd, _hb2.Pointer, _ph, T, false, qa);
+            _d.Launch(_k.SwiGlu, (T, 1), 256, 0, _hb, _hb2, _ph, _c.HiddenDim);
+            _k.Gemv(layer.Down, _hb.Pointer, _ph, _x.Pointer, _pd, T, true, Quantized(_hb.Pointer, _ph, _c.HiddenDim, T, layer.Down));
+        }
+        if (finals == 0) return;
+        _d.Launch(_k.RmsNorm, (finals, 1), 256, 0, _x, _pd, _rows, _finalNorm, _xb, _pd, dim, _c.NormEps);
+        _k.Gemv(_output, _xb.Pointer, _pd, _logits.At((long)firstFinal * _c.VocabSize * 4), _c.VocabSize, finals, false,
+            Quantized(_xb.Pointer, _pd, dim, finals, _output));
+    }
+
+    /// <summary>Quantizes the input rows for the integer-dot kernels when one of <paramref name="consumers"/> uses them.</summary>
+    private GpuActivations? Quantized(ulong x, int xs, int cols, int T, params ReadOnlySpan<GpuMatrix> consumers)
+    {
+        foreach (var m in consumers)
+            if (GpuKernels.UsesIntegerDot(m))
+            {
+                _k.Quantize(x, xs, cols, T, _qa);
+                return _qa;
+            }
+        return null;
+    }
+
+    /// <summary>Copies the logits of the last <see cref="Forward"/> (one vocab-wide row per chunk) to <paramref name="destination"/>.</summary>
+    public void ReadLogits(Span<float> destination)
+    {
+        long n = (long)_finals * _c.VocabSize;
+        if (destination.Length < n) throw new ArgumentException($"logits buffer holds {destination.Length} floats but {n} are needed");
+        _d.Download(_logits.Pointer, destination[..(int)n]);
+    }
+
+    /// <summary>Greedy sampling on the device: the arg-max token of each chunk's logits (lowest id on ties) into <paramref name="ids"/>.</summary>
+    public void SampleGreedy(Span<int> ids)
+    {
+        if (ids.Length < _finals) throw new ArgumentException($"ids buffer holds {ids.Length} but {_finals} are needed");
+        _d.Launch(_k.Argmax, (_finals, 1), 1024, 0, _logits, _c.VocabSize, _c.VocabSize, _ids);
+        _d.Download(_ids.Pointer, ids[.._finals]);
+    }
+
+    /// <summary>
+    /// Top-k sampling on the device: per chunk, softmax at <paramref name="temperature"/> over its <paramref name="k"/> largest
+    /// logits (k ≤ 64), then the token where the cumulative probability first exceeds <paramref name="uniforms"/>[i] ∈ [0, 1).
+    /// </summary>
+    public void SampleTopK(int k, float temperature, ReadOnlySpan<float> uniforms, Span<int> ids)
+    {
+        if (k is < 1 or > 64) throw new ArgumentOutOfRangeException(nameof(k), k, "top-k on the device supports 1..64");
+        if (!(temperature > 0)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "must be positive");
+        if (uniforms.Length < _finals || ids.Length < _finals) throw new ArgumentException($"need {_finals} uniforms and ids");
+        _d.Upload(uniforms[.._finals], _uniforms.Pointer);
+        _d.Launch(_k.TopK, (_finals, 1), 1024, 0, _logits, _c.VocabSize, _c.VocabSize, Math.Min(k, _c.VocabSize), temperature, _uniforms, _ids);
+        _d.Download(_ids.Pointer, ids[.._finals]);
+    }
+
+    /// <summary>Device bytes held by this model (weights, tables, scratch; not KV caches).</summary>
+    public long DeviceBytes => _owned.Sum(b => b.Capacity) + Matrices.Sum(m => m.DeviceBytes) + _qa.Bytes;
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var g in _decodeGraphs.Values) _d.DestroyGraph(g);
+        _decodeGraphs.Clear();
+        foreach (var m in Matrices) m.Dispose();
+        foreach (var b in _owned) b.Dispose();
+        _owned.Clear();
+        _qa.Dispose();
+    }
+}

@@ -1,0 +1,392 @@
+// Fused dequantize-GEMV kernels: y[b][r] (+)= sum_c W[r][c] * x[b][c] for rows r and up to NB activation vectors b.
+// One warp per weight row; the 32 lanes stride over the row's "units" (a block or part of a block, 16-byte aligned),
+// dequantize in registers and multiply with F32 activations, then reduce across the warp. Weights are read exactly once
+// per call whatever the batch, so a decode step is bound by weight bandwidth. Activation rows are zero-padded to a
+// multiple of 256 elements, so units that run past the matrix width read zeros.
+
+typedef unsigned char u8;
+typedef signed char i8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+__device__ __forceinline__ float h2f(u16 h)
+{
+    float f;
+    asm("{ .reg .f16 t; mov.b16 t, %1; cvt.f32.f16 %0, t; }" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ uint4 ld16(const u8* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
+__device__ __forceinline__ float4 ldx(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ u32 byte_of(const uint4& v, int j)
+{
+    u32 w = j < 4 ? v.x : j < 8 ? v.y : j < 12 ? v.z : v.w;
+    return (w >> (8 * (j & 3))) & 0xffu;
+}
+
+struct Mat
+{
+    const u8* q;      // per-row codes (row r at q + r * qStride)
+    const u8* s;      // per-row scales (row r at s + r * sStride), format-specific
+    const u8* z;      // per-row zero points (IntGroup asymmetric) or null
+    long long qStride;
+    long long sStride;
+    int cols;         // logical width
+    int units;        // units per row
+    int group;        // IntGroup: elements per group; Codebook: unused
+};
+
+// ---- per-format unit kernels: add this unit's contribution for each batch entry into acc[b] ----
+
+// F32 rows (padded to a multiple of 8 elements): unit = 8 floats.
+template <int NB> __device__ __forceinline__ void unit_f32(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
+{
+    const u8* p = m.q + row * m.qStride + u * 32;
+    uint4 a = ld16(p), c = ld16(p + 16);
+    float w[8] = { __uint_as_float(a.x), __uint_as_float(a.y), __uint_as_float(a.z), __uint_as_float(a.w),
+                   __uint_as_float(c.x), __uint_as_float(c.y), __uint_as_float(c.z), __uint_as_float(c.w) };
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+    {
+        if (b >= nb) break;
+        const float* xb = x + b * xs + u * 8;
+        float4 x0 = ldx(xb), x1 = ldx(xb + 4);
+        acc[b] += w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w + w[4] * x1.x + w[5] * x1.y + w[6] * x1.z + w[7] * x1.w;
+    }
+}
+
+// F16 rows (padded to a multiple of 8): unit = 8 halves.
+template <int NB> __device__ __forceinline__ void unit_f16(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
+{
+    uint4 a = ld16(m.q + row * m.qStride + u * 16);
+    u32 ws[4] = { a.x, a.y, a.z, a.w };
+    float w[8];
+#pragma unroll
+    for (int i = 0; i < 4; i++) { w[2 * i] = h2f((u16)(ws[i] & 0xffff)); w[2 * i + 1] = h2f((u16)(ws[i] >> 16)); }
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+    {
+        if (b >= nb) break;
+        const float* xb = x + b * xs + u * 8;
+        float4 x0 = ldx(xb), x1 = ldx(xb + 4);
+        acc[b] += w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w + w[4] * x1.x + w[5] * x1.y + w[6] * x1.z + w[7] * x1.w;
+    }
+}
+
+// Q8_0 split layout: codes [rows][nb * 32] int8, scales [rows][nb] fp16. Unit = one block of 32.
+template <int NB> __device__ __forceinline__ void unit_q8_0(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
+{
+    const u8* p = m.q + row * m.qStride + u * 32;
+    uint4 a = ld16(p), c = ld16(p + 16);
+    float d = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[u]);
+    float w[32];
+#pragma unroll
+    for (int j = 0; j < 16; j++) { w[j] = (float)(i8)byte_of(a, j); w[16 + j] = (float)(i8)byte_of(c, j); }
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+    {
+        if (b >= nb) break;
+        const float* xb = x + b * xs + u * 32;
+        float s = 0.f;
+#pragma unroll
+        for (int j = 0; j < 32; j += 4) { float4 v = ldx(xb + j); s += w[j] * v.x + w[j + 1] * v.y + w[j + 2] * v.z + w[j + 3] * v.w; }
+        acc[b] += d * s;
+    }
+}
+
+// Q4_0 split layout: codes [rows][nb * 16] (byte j: element j low nibble, element j + 16 high nibble), scales fp16.
+template <int NB> __device__ __forceinline__ void unit_q4_0(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
+{
+    uint4 a = ld16(m.q + row * m.qStride + u * 16);
+    float d = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[u]);
+    float w[32];
+#pragma unroll
+    for (int j = 0; j < 16; j++) { u32 v = byte_of(a, j); w[j] = (float)((int)(v & 15) - 8); w[16 + j] = (float)((int)(v >> 4) - 8); }
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+    {
+        if (b >= nb) break;
+        const float* xb = x + b * xs + u * 32;
+        float s = 0.f;
+#pragma unroll
+        for (int j = 0; j < 32; j += 4) { float4 v = ldx(xb + j); s += w[j] * v.x + w[j + 1] * v.y + w[j + 2] * v.z + w[j + 3] * v.w; }
+        acc[b] += d * s;
+    }
+}
+
+// k-quant 6-bit scale/min pair `j` (0..7) of a Q4_K/Q5_K super-block's 12 scale bytes.
+__device__ __forceinline__ void scale_min_k4(int j, const u8* q, int& d, int& mn)
+{
+    if (j < 4) { d = q[j] & 63; mn = q[j + 4] & 63; }
+    else { d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
+}
+
+// Q4_K native blocks of 144 bytes (fp16 d, fp16 dmin, 12 scale bytes, 128 code bytes). Unit = 64 elements: super-block
+// u / 4, code bytes 32·(u % 4) .. +32, low nibbles = sub-block 2·(u % 4), high nibbles = the next sub-block.
+template <int NB> __device__ __forceinline__ void unit_q4_k(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
+{
+    int sb = u >> 2, c = u & 3;
+    const u8* blk = m.q + row * m.qStride + sb * 144;
+    u32 dd = *reinterpret_cast<const u32*>(blk);
+    u32 s3[3] = { *reinterpret_cast<const u32*>(blk + 4), *reinterpret_cast<const u32*>(blk + 8), *reinterpret_cast<const u32*>(blk + 12) };
+    const u8* sc = reinterpret_cast<const u8*>(s3);
+    uint4 q0 = ld16(blk + 16 + 32 * c), q1 = ld16(blk + 32 + 32 * c);
+    float d = h2f((u16)(dd & 0xffff)), dmin = h2f((u16)(dd >> 16));
+    int sa, ma, sbv, mb;
+    scale_min_k4(2 * c, sc, sa, ma);
+    scale_min_k4(2 * c + 1, sc, sbv, mb);
+    float d1 = d * sa, m1 = dmin * ma, d2 = d * sbv, m2 = dmin * mb;
+    float lo[32], hi[32];
+#pragma unroll
+    for (int j = 0; j < 16; j++)
+    {
+        u32 v0 = byte_of(q0, j), v1 = byte_of(q1, j);
+        lo[j] = (float)(v0 & 15); hi[j] = (float)(v0 >> 4);
+        lo[16 + j] = (float)(v1 & 15); hi[16 + j] = (float)(v1 >> 4);
+    }
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+    {
+        if (b >= nb) break;
+        const float* xb = x + b * xs + u * 64;
+        float sl = 0.f, sh = 0.f, xl = 0.f, xh = 0.f;
+#pragma unroll
+        for (int j = 0; j < 32; j += 4)
+        {
+            float4 a = ldx(xb + j), h = ldx(xb + 32 + j);
+            sl += lo[j] * a.x + lo[j + 1] * a.y + lo[j + 2] * a.z + lo[j + 3] * a.w;
+            sh += hi[j] * h.x + hi[j + 1] * h.y + hi[j + 2] * h.z + hi[j + 3] * h.w;
+            xl += a.x + a.y + a.z + a.w;
+            xh += h.x + h.y + h.z + h.w;
+        }
+        acc[b] += d1 * sl - m1 * xl + d2 * sh - m2 * xh;
+    }
+}
+
+// Q5_K native blocks of 176 bytes (d, dmin, 12 scale bytes, 32 high-bit bytes, 128 code bytes). Unit as Q4_K; the fifth
+// bit of element l of sub-block k is bit k of qh[l].
+template <int NB> __device__ __forceinline__ void unit_q5_k(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
+{
+    int sb = u >> 2, c = u & 3;
+    const u8* blk = m.q + row * m.qStride + sb * 176;
+    u32 dd = *reinterpret_cast<const u32*>(blk);
+    u32 s3[3] = { *reinterpret_cast<const u32*>(blk + 4), *reinterpret_cast<const u32*>(blk + 8), *reinterpret_cast<const u32*>(blk + 12) };
+    const u8* sc = reinterpret_cast<const u8*>(s3);
+    uint4 h0 = ld16(blk + 16), h1 = ld16(blk + 32);
+    uint4 q0 = ld16(blk + 48 + 32 * c), q1 = ld16(blk + 64 + 32 * c);
+    float d = h2f((u16)(dd & 0xffff)), dmin = h2f((u16)(dd >> 16));
+    int sa, ma, sbv, mb;
+    scale_min_k4(2 * c, sc, sa, ma);
+    scale_min_k4(2 * c + 1, sc, sbv, mb);
+    float d1 = d * sa, m1 = dmin * ma, d2 = d * sbv, m2 = dmin * mb;
+    int bl = 2 * c, bh = 2 * c + 1;
+    float lo[32], hi[32];
+#pragma unroll
+    for (int j = 0; j < 16; j++)
+    {
+        u32 v0 = byte_of(q0, j), v1 = byte_of(q1, j), e0 = byte_of(h0, j), e1 = byte_of(h1, j);
+        lo[j] = (float)((v0 & 15) | (((e0 >> bl) & 1) << 4));
+        hi[j] = (float)((v0 >> 4) | (((e0 >> bh) & 1) << 4));
+        lo[16 + j] = (float)((v1 & 15) | (((e1 >> bl) & 1) << 4));
+        hi[16 + j] = (float)((v1 >> 4) | (((e1 >> bh) & 1) << 4));
+    }
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+    {
+        if (b >= nb) break;
+        const float* xb = x + b * xs + u * 64;
+        float sl = 0.f, sh = 0.f, xl = 0.f, xh = 0.f;
+#pragma unroll
+        for (int j = 0; j < 32; j += 4)
+        {
+            float4 a = ldx(xb + j), h = ldx(xb + 32 + j);
+            sl += lo[j] * a.x + lo[j + 1] * a.y + lo[j + 2] * a.z + lo[j + 3] * a.w;
+            sh += hi[j] * h.x + hi[j + 1] * h.y + hi[j + 2] * h.z + hi[j + 3] * h.w;
+            xl += a.x + a.y + a.z + a.w;
+            xh += h.x + h.y + h.z + h.w;
+        }
+        acc[b] += d1 * sl - m1 * xl + d2 * sh - m2 * xh;
+    }
+}
+
+// Q6_K split layout: codes [rows][nsb][192] (ql 128 bytes then qh 64 bytes of each super-block), scales
+// [rows][nsb][16] int8 then, at m.z, d [rows][nsb] fp16. Unit = (super-block u / 4, half n = (u / 2) % 2, quarter
+// h = u % 2): elements l in [16h, 16h + 16) of the four 32-element runs of that half (offsets 0, 32, 64, 96).
+template <int NB> __device__ __forceinline__ void unit_q6_k(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
+{
+    int sb = u >> 2, n = (u >> 1) & 1, h = u & 1;
+    const u8* blk = m.q + row * m.qStride + sb * 192;
+    uint4 qa = ld16(blk + n * 64 + h * 16), qb = ld16(blk + n * 64 + 32 + h * 16), qh = ld16(blk + 128 + n * 32 + h * 16);
+    const i8* sc = reinterpret_cast<const i8*>(m.s + row * m.sStride + sb * 16) + n * 8 + h;
+    float d = h2f(reinterpret_cast<const u16*>(m.z + row * (m.sStride / 8))[sb]);
+    float s1 = d * sc[0], s2 = d * sc[2], s3 = d * sc[4], s4 = d * sc[6];
+    float w1[16], w2[16], w3[16], w4[16];
+#pragma unroll
+    for (int j = 0; j < 16; j++)
+    {
+        u32 a = byte_of(qa, j), c = byte_of(qb, j), e = byte_of(qh, j);
+        w1[j] = (float)((int)((a & 15) | ((e & 3) << 4)) - 32);
+        w2[j] = (float)((int)((c & 15) | (((e >> 2) & 3) << 4)) - 32);
+        w3[j] = (float)((int)((a >> 4) | (((e >> 4) & 3) << 4)) - 32);
+        w4[j] = (float)((int)((c >> 4) | (((e >> 6) & 3) << 4)) - 32);
+    }
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+    {
+        if (b >= nb) break;
+        const float* xb = x + b * xs + sb * 256 + n * 128 + h * 16;
+        float t1 = 0.f, t2 = 0.f, t3 = 0.f, t4 = 0.f;
+#pragma unroll
+        for (int j = 0; j < 16; j += 4)
+        {
+            float4 a = ldx(xb + j), c = ldx(xb + 32 + j), e = ldx(xb + 64 + j), f = ldx(xb + 96 + j);
+            t1 += w1[j] * a.x + w1[j + 1] * a.y + w1[j + 2] * a.z + w1[j + 3] * a.w;
+            t2 += w2[j] * c.x + w2[j + 1] * c.y + w2[j + 2] * c.z + w2[j + 3] * c.w;
+            t3 += w3[j] * e.x + w3[j + 1] * e.y + w3[j + 2] * e.z + w3[j + 3] * e.w;
+            t4 += w4[j] * f.x + w4[j + 1] * f.y + w4[j + 2] * f.z + w4[j + 3] * f.w;
+        }
+        acc[b] += s1 * t1 + s2 * t2 + s3 * t3 + s4 * t4;
+    }
+}
+
+// IntGroup 4-bit split layout: codes [rows][chunks * 16] (byte j: code j low nibble, code j + 16 high nibble), scales
+// f32 [rows][ng], zero points u8 [rows][ng] or null (symmetric: 8). Unit = one 32-code chunk, inside one group.
+template <int NB> __device__ __forceinline__ void unit_int4(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
+{
+    uint4 a = ld16(m.q + row * m.qStride + u * 16);
+    int g = (u * 32) / m.group;
+    float s = reinterpret_cast<const float*>(m.s + row * m.sStride)[g];
+    float z = m.z ? (float)m.z[row * (m.sStride / 4) + g] : 8.f;
+    float w[32];
+#pragma unroll
+    for (int j = 0; j < 16; j++) { u32 v = byte_of(a, j); w[j] = (float)(v & 15) - z; w[16 + j] = (float)(v >> 4) - z; }
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+    {
+        if (b >= nb) break;
+        const float* xb = x + b * xs + u * 32;
+        float t = 0.f;
+#pragma unroll
+        for (int j = 0; j < 32; j += 4) { float4 v = ldx(xb + j); t += w[j] * v.x + w[j + 1] * v.y + w[j + 2] * v.z + w[j + 3] * v.w; }
+        acc[b] += s * t;
+    }
+}
+
+// IntGroup 8-bit: codes [rows][chunks * 16] one byte each, zero point 128 unless given. Unit = 16 codes.
+template <int NB> __device__ __forceinline__ void unit_int8(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
+{
+    uint4 a = ld16(m.q + row * m.qStride + u * 16);
+    int g = (u * 16) / m.group;
+    float s = reinterpret_cast<const float*>(m.s + row * m.sStride)[g];
+    float z = m.z ? (float)m.z[row * (m.sStride / 4) + g] : 128.f;
+    float w[16];
+#pragma unroll
+    for (int j = 0; j < 16; j++) w[j] = (float)byte_of(a, j) - z;
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+    {
+        if (b >= nb) break;
+        const float* xb = x + b * xs + u * 16;
+        float t = 0.f;
+#pragma unroll
+        for (int j = 0; j < 16; j += 4) { float4 v = ldx(xb + j); t += w[j] * v.x + w[j + 1] * v.y + w[j + 2] * v.z + w[j + 3] * v.w; }
+        acc[b] += s * t;
+    }
+}
+
+// NF4 / FP4 codebook split layout: codes [rows][nb * 32] (byte j: element j low nibble, element j + 32 high nibble),
+// absmax f32 [rows][nb]; the 16 code values arrive in shared memory. Unit = one block of 64.
+template <int NB> __device__ __forceinline__ void unit_nf4(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc, const float* lut)
+{
+    const u8* p = m.q + row * m.qStride + u * 32;
+    uint4 a = ld16(p), c = ld16(p + 16);
+    float s = reinterpret_cast<const float*>(m.s + row * m.sStride)[u];
+    float lo[32], hi[32];
+#pragma unroll
+    for (int j = 0; j < 16; j++)
+    {
+        u32 v0 = byte_of(a, j), v1 = byte_of(c, j);
+        lo[j] = lut[v0 & 15]; hi[j] = lut[v0 >> 4];
+        lo[16 + j] = lut[v1 & 15]; hi[16 + j] = lut[v1 >> 4];
+    }
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+    {
+        if (b >= nb) break;
+        const float* xb = x + b * xs + u * 64;
+        float t = 0.f;
+#pragma unroll
+        for (int j = 0; j < 32; j += 4)
+        {
+            float4 v = ldx(xb + j), h = ldx(xb + 32 + j);
+            t += lo[j] * v.x + lo[j + 1] * v.y + lo[j + 2] * v.z + lo[j + 3] * v.w;
+            t += hi[j] * h.x + hi[j + 1] * h.y + hi[j + 2] * h.z + hi[j + 3] * h.w;
+        }
+        acc[b] += s * t;
+    }
+}
+
+// ---- the kernels: one warp per row, blockDim.x / 32 rows per block; add != 0 accumulates into y (residual add) ----
+
+#define GEMV_FINISH()                                                                   \
+    _Pragma("unroll") for (int b = 0; b < NB; b++) acc[b] = warp_sum(acc[b]);          \
+    if (lane == 0)                                                                      \
+    {                                                                                   \
+        _Pragma("unroll") for (int b = 0; b < NB; b++)                                  \
+        {                                                                               \
+            if (b >= nb) break;                                                         \
+            float* dst = y + (long long)b * ys + row;                                   \
+            *dst = add ? *dst + acc[b] : acc[b];                                        \
+        }                                                                               \
+    }
+
+#define DEFINE_GEMV(NAME, UNIT)                                                                                       \
+    template <int NB> __device__ void NAME##_body(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add) \
+    {                                                                                                                 \
+        int lane = threadIdx.x & 31;                                                                                  \
+        int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);                                               \
+        if (row >= rows) return;                                                                                      \
+        float acc[NB];                                                                                                \
+        _Pragma("unroll") for (int b = 0; b < NB; b++) acc[b] = 0.f;                                                  \
+        for (int u = lane; u < m.units; u += 32) UNIT<NB>(m, row, u, x, xs, nb, acc);                                 \
+        GEMV_FINISH()                                                                                                 \
+    }                                                                                                                 \
+    extern "C" __global__ void NAME##_1(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add) { NAME##_body<1>(m, rows, x, xs, y, ys, nb, add); } \
+    extern "C" __global__ void NAME##_4(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add) { NAME##_body<4>(m, rows, x, xs, y, ys, nb, add); } \
+    extern "C" __global__ void NAME##_16(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add) { NAME##_body<16>(m, rows, x, xs, y, ys, nb, add); }
+
+DEFINE_GEMV(gemv_f32, unit_f32)
+DEFINE_GEMV(gemv_f16, unit_f16)
+DEFINE_GEMV(gemv_q8_0, unit_q8_0)
+DEFINE_GEMV(gemv_q4_0, unit_q4_0)
+DEFINE_GEMV(gemv_q4_k, unit_q4_k)
+DEFINE_GEMV(gemv_q5_k, unit_q5_k)
+DEFINE_GEMV(gemv_q6_k, unit_q6_k)
+DEFINE_GEMV(gemv_int4, unit_int4)
+DEFINE_GEMV(gemv_int8, unit_int8)
+
+template <int NB> __device__ void gemv_nf4_body(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add, const float* lutg)
+{
+    __shared__ float lut[16];
+    if (threadIdx.x < 16) lut[threadIdx.x] = lutg[threadIdx.x];
+    __syncthreads();
+    int lane = threadIdx.x & 31;
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= rows) return;
+    float acc[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) acc[b] = 0.f;
+    for (int u = lane; u < m.units; u += 32) unit_nf4<NB>(m, row, u, x, xs, nb, acc, lut);
+    GEMV_FINISH()
+}
+extern "C" __global__ void gemv_nf4_1(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add, const float* lut) { gemv_nf4_body<1>(m, rows, x, xs, y, ys, nb, add, lut); }
+extern "C" __global__ void gemv_nf4_4(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add, const float* lut) { gemv_nf4_body<4>(m, rows, x, xs, y, ys, nb, add, lut); }
+extern "C" __global__ void gemv_nf4_16(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add, const float* lut) { gemv_nf4_body<16>(m, rows, x, xs, y, ys, nb, add, lut); }

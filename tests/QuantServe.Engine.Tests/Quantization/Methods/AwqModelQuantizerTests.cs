@@ -1,0 +1,111 @@
+using QuantServe.Engine.Inference;
+using QuantServe.Engine.Models;
+using QuantServe.Engine.Quantization.Calibration;
+using QuantServe.Engine.Quantization.Methods;
+using QuantServe.Engine.Tests.TestSupport;
+using Xunit.Abstractions;
+
+namespace QuantServe.Engine.Tests.Quantization.Methods;
+
+public class AwqModelQuantizerTests(ITestOutputHelper output)
+{
+    private static readonly string Bible = SharedAssets.Path("eval", "bible.txt");
+    private static readonly string Pydoc = SharedAssets.Path("eval", "pydoc.txt");
+
+    private static CalibrationSet Calibration(LoadedModel m, int samples = 4, int length = 128)
+        => CalibrationSet.Load(Bible, m.Tokenizer, m.Config.ContextLength, samples, length);
+
+    private static float[] Logits(LoadedModel loaded, int[] tokens)
+    {
+        var model = new LlamaModel(loaded, tokens.Length);
+        var logits = new float[tokens.Length * loaded.Config.VocabSize];
+        model.Forward([new SequenceChunk(model.CreateCache(tokens.Length), tokens)], logits, logitsForAllPositions: true);
+        return logits;
+    }
+
+    [Fact]
+    public void Quantize_ScaleOnly_FoldedScalesPreserveFloatLogits()
+    {
+        using var reference = ModelLoader.Load(SharedAssets.Prose15m);
+        using var folded = ModelLoader.Load(SharedAssets.Prose15m);
+        var result = AwqModelQuantizer.Quantize(folded, Calibration(folded, 2, 64), new AwqOptions { ScaleOnly = true, FixedAlpha = 0.5 });
+        Assert.Empty(result.Matrices);
+        // The scales are far from 1, so an unfolded or mis-folded scale would change the logits grossly.
+        Assert.NotEqual(reference.Weights.Layers[3].FfnNorm, folded.Weights.Layers[3].FfnNorm);
+        var tokens = CalibrationSet.Load(Pydoc, reference.Tokenizer, 256, 1, 64).Windows[0];
+        var a = Logits(reference, tokens);
+        var b = Logits(folded, tokens);
+        double max = 0;
+        for (int i = 0; i < a.Length; i++) max = Math.Max(max, Math.Abs(a[i] - b[i]));
+        output.WriteLine($"max |Δ logit| = {max:E2}");
+        Assert.True(max < 1e-4, $"folding changed a logit by {max}");
+    }
+
+    [Fact]
+    public void Quantize_AlphaZeroWithoutClipping_EqualsRoundToNearest()
+    {
+        using var awq = ModelLoader.Load(SharedAssets.Prose15m);
+        using var rtn = ModelLoader.Load(SharedAssets.Prose15m);
+        var options = new AwqOptions { FixedAlpha = 0, Clip = false };
+        var set = Calibration(awq, 1, 32);
+        var matrices = new Dictionary<string, AwqMatrix>();
+        var choices = new Dictionary<string, AwqGroupChoice>();
+        AwqModelQuantizer.QuantizeLayer(awq, set, 0, options, matrices, choices);
+        AwqModelQuantizer.QuantizeLayer(awq, set, 5, options, matrices, choices);
+        var expected = AwqModelQuantizer.RoundToNearest(rtn, options).Matrices;
+        Assert.Equal(14, matrices.Count);
+        foreach (var (name, m) in matrices)
+        {
+            var e = expected[name];
+            Assert.Equal(e.Q, m.Q);
+            Assert.Equal(e.Scales, m.Scales);
+            Assert.Equal(e.Zeros, m.Zeros);
+        }
+        Assert.Equal(rtn.Weights.Layers[0].AttnNorm, awq.Weights.Layers[0].AttnNorm);
+        Assert.Equal(rtn.Weights.Layers[5].FfnNorm, awq.Weights.Layers[5].FfnNorm);
+        Assert.All(choices.Values, c => Assert.Equal(c.RtnError, c.Error));
+    }
+
+    [Fact]
+    public void QuantizeLayer_RealProse15mLayer_OutputErrorBelowRoundToNearest()
+    {
+        using var reference = ModelLoader.Load(SharedAssets.Prose15m);
+        using var awq = ModelLoader.Load(SharedAssets.Prose15m);
+        using var rtn = ModelLoader.Load(SharedAssets.Prose15m);
+        var options = new AwqOptions { Bits = 3 };
+        var choices = new Dictionary<string, AwqGroupChoice>();
+        AwqModelQuantizer.QuantizeLayer(awq, Calibration(awq), 2, options, new Dictionary<string, AwqMatrix>(), choices);
+        foreach (var (name, c) in choices) output.WriteLine($"{name}: alpha {c.Alpha:F2}, error {c.Error:G4} vs RTN {c.RtnError:G4}");
+        Assert.All(choices.Values, c => Assert.True(c.Error <= c.RtnError));
+        Assert.True(choices.Values.Sum(c => c.Error) < choices.Values.Sum(c => c.RtnError));
+
+        // Independent check on held-out text: only layer 2 quantized, squared logit error against the float model.
+        var l2 = AwqModelQuantizer.RoundToNearest(rtn, options); // all layers; restore all but layer 2
+        for (int l = 0; l < rtn.Config.Layers; l++) if (l != 2) rtn.Weights.Layers[l] = reference.Weights.Layers[l];
+        var tokens = CalibrationSet.Load(Pydoc, reference.Tokenizer, 256, 1, 256).Windows[0];
+        var f = Logits(reference, tokens);
+        double Err(LoadedModel m)
+        {
+            var x = Logits(m, tokens);
+            double e = 0;
+            for (int i = 0; i < x.Length; i++) e += (x[i] - f[i]) * (double)(x[i] - f[i]);
+            return e / x.Length;
+        }
+        double eAwq = Err(awq), eRtn = Err(rtn);
+        output.WriteLine($"held-out logit MSE, layer 2 at 3 bits: AWQ {eAwq:G4}, RTN {eRtn:G4}");
+        Assert.True(eAwq < eRtn, $"AWQ logit error {eAwq} is not below RTN {eRtn}");
+    }
+
+    [Fact]
+    public void TieAcrossQueryHeads_GroupedQueryAttention_AveragesHeadsSharingAKvHead()
+    {
+        using var m = ModelLoader.Load(SharedAssets.Prose15m);
+        var c = m.Config; // 8 heads, 4 kv heads, head_dim 32
+        var mean = Enumerable.Range(0, c.QDim).Select(i => (float)i).ToArray();
+        var tied = AwqModelQuantizer.TieAcrossQueryHeads(mean, c);
+        // Heads 2 and 3 share kv head 1: channel d of both becomes the average of 64 + d and 96 + d.
+        Assert.Equal(80f + 5, tied[2 * 32 + 5]);
+        Assert.Equal(80f + 5, tied[3 * 32 + 5]);
+        Assert.Equal(16f, tied[0]);
+    }
+}
