@@ -25,7 +25,8 @@ public sealed class LoopbackServer : IAsyncDisposable
     public Uri Address { get; }
 
     /// <summary>Starts a server serving <paramref name="modelPath"/> as its default model; <paramref name="settings"/>
-    /// override configuration keys (e.g. QuantServe:MaxBatch). Request logging is lowered to warnings.</summary>
+    /// override configuration keys (e.g. QuantServe:MaxBatch). Request logging is lowered to warnings and the per-caller
+    /// limits (QuantServe:Limits) are off, since all load comes from one address.</summary>
     public static async Task<LoopbackServer> StartAsync(string modelPath, IReadOnlyDictionary<string, string?>? settings, CancellationToken cancellation)
     {
         string data = Path.Combine(Path.GetTempPath(), "quantserve-load-" + Guid.NewGuid().ToString("N"));
@@ -37,6 +38,9 @@ public sealed class LoopbackServer : IAsyncDisposable
             ["QuantServe:DataDirectory"] = data,
             ["QuantServe:ModelsDirectory"] = "",
             ["QuantServe:Jobs:Concurrency"] = "0",
+            // Every client comes from 127.0.0.1: per-caller rate and concurrency limits would measure the limiter, not the server.
+            ["QuantServe:Limits:RequestsPerWindow"] = "0",
+            ["QuantServe:Limits:ConcurrentRequests"] = "0",
             ["Serilog:MinimumLevel:Default"] = "Warning",
             ["Serilog:MinimumLevel:Override:Microsoft.Hosting.Lifetime"] = "Warning",
         };
