@@ -43,6 +43,8 @@ public static class CalibCompareCommand
         RtnRow("int4-g128"),
         GptqRow("gptq-int4-g128"),
         GptqRow("gptq-int4-g128-act"),
+        GptqRow("gptq-int4-g128-asym"),
+        GptqRow("gptq-int4-g128-act-asym"),
         RtnRow("int3-g128"),
         GptqRow("gptq-int3-g128"),
         GptqRow("gptq-int3-g128-act"),
