@@ -43,6 +43,8 @@ public static class CalibCompareCommand
         RtnRow("int4-g128"),
         GptqRow("gptq-int4-g128"),
         GptqRow("gptq-int4-g128-act"),
+        GptqRow("gptq-int4-g128-asym"),
+        GptqRow("gptq-int4-g128-act-asym"),
         RtnRow("int3-g128"),
         GptqRow("gptq-int3-g128"),
         GptqRow("gptq-int3-g128-act"),
@@ -117,9 +119,13 @@ public static class CalibCompareCommand
             {
                 using var baseModel = ModelLoader.Load(modelPath);
                 var windows = EvaluationWindows.Create(baseModel, evalText, context);
-                var basePpl = Perplexity.Compute(baseModel, windows, null, null, cancellation);
-                results.Add(new Result("none", baseModel.Precision, basePpl.Value, basePpl.StdErr, null, null, Bits(baseModel), basePpl.Seconds, "the original"));
-                stderr.WriteLine(string.Create(CultureInfo.InvariantCulture, $"original: PPL {basePpl.Value:F4}"));
+                // The original's own row only in a full run (its perplexity is also every KLD row's base perplexity).
+                if (filter.Length == 0)
+                {
+                    var basePpl = Perplexity.Compute(baseModel, windows, null, null, cancellation);
+                    results.Add(new Result("none", baseModel.Precision, basePpl.Value, basePpl.StdErr, null, null, Bits(baseModel), basePpl.Seconds, "the original"));
+                    stderr.WriteLine(string.Create(CultureInfo.InvariantCulture, $"original: PPL {basePpl.Value:F4}"));
+                }
                 var ctxRow = new RowContext(modelPath, calibPath, calibText, parse.GetValue(samples), parse.GetValue(seqLen), work, cancellation);
                 foreach (var row in rows)
                 {
@@ -141,7 +147,7 @@ public static class CalibCompareCommand
             }
             string refPath = parse.GetValue(reference)
                 ?? Path.Combine(Path.GetDirectoryName(modelPath.TrimEnd('/'))!, "prose-15m-gguf", "llama-cpp-reference.md");
-            if (File.Exists(refPath) && LlamaCppRow(refPath, "Q4_K_M") is { } lc) results.Add(lc);
+            if (File.Exists(refPath) && LlamaCppRow(refPath, "Q4_K_M") is { } lc && filter.Length == 0) results.Add(lc);
             if (parse.GetValue(json))
                 stdout.WriteLine(JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
             else WriteTable(stdout, results, Path.GetFileName(calibPath), Path.GetFileName(textPath), context);

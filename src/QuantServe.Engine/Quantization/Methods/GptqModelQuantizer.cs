@@ -13,12 +13,14 @@ public sealed record GptqProgress(double Fraction, int Layer, int Layers, string
 public sealed record GptqModelResult(IReadOnlyDictionary<string, GptqResult> Matrices, double Seconds);
 
 /// <summary>
-/// GPTQ over every linear layer of the transformer blocks (the embedding and output head keep their precision). Layers are
-/// processed in order; for layer l the calibration windows are run through the model, whose layers before l already hold
-/// their dequantized GPTQ weights, so each layer is calibrated on the outputs of the quantized layers before it. Only
-/// layer l's four input Hessians (q/k/v, output, gate/up, down) are held at a time. After quantizing a layer its matrices
-/// in <see cref="LoadedModel.Weights"/> are replaced by F32 matrices of the dequantized weights: on return the model
-/// computes exactly what the GPTQ checkpoint does (useful for evaluation).
+/// GPTQ over every linear layer of the transformer blocks (the embedding and output head keep their precision), layer by
+/// layer: every calibration window's residual stream is kept (N × L × dim floats) and advanced one block at a time with
+/// <see cref="LlamaModel.ForwardLayer"/>, so each layer is calibrated on the outputs of the already-quantized layers before
+/// it and only one input Hessian is held at a time. Inside a block the order is true-sequential: q/k/v from the normed
+/// input, then o from the attention of the quantized q/k/v, gate/up from the residual after the quantized o, down from
+/// SiLU(gate)·up of the quantized gate/up; each capture pass stops right after the input it needs. Quantized matrices
+/// replace the originals in <see cref="LoadedModel.Weights"/> as F32 matrices of their dequantized weights, so on return
+/// the model computes exactly what the GPTQ checkpoint holds (useful for evaluation).
 /// </summary>
 public static class GptqModelQuantizer
 {

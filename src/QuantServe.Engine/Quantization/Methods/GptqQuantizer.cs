@@ -6,7 +6,9 @@ namespace QuantServe.Engine.Quantization.Methods;
 /// descending H_jj; H += damp · mean(diag H) · I (the dampening grows ×10 until H is positive definite); U = upper Cholesky
 /// factor of H⁻¹. Then for each column i in order, per row: at a group start the grid is fitted to the row's current
 /// (already error-compensated) weights of the group, <c>q_i = quant(w_i)</c>, <c>e = (w_i − deq(q_i)) / U_ii</c>, and
-/// every later column is corrected <c>w_j −= e · U_ij</c>. Columns are processed in blocks: corrections inside a block are
+/// every later column is corrected <c>w_j −= e · U_ij</c>. With <see cref="GptqOptions.MseGrid"/> each group's range is
+/// the least-error clipped one; with <see cref="GptqOptions.StaticGroups"/> (act-order) the groups are consecutive original
+/// columns fitted once up front, so g_idx stays <c>c / group</c>. Columns are processed in blocks: corrections inside a block are
 /// applied at once, those to later blocks lazily as one batched update per block (the same sums, reordered). Rows are
 /// independent and processed in parallel.
 /// </summary>

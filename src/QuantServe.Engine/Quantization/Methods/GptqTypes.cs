@@ -10,7 +10,7 @@ namespace QuantServe.Engine.Quantization.Methods;
 /// </summary>
 public static partial class GptqTypes
 {
-    [GeneratedRegex(@"^gptq-int(?<b>[2348])(?:-g(?<g>\d{1,6}))?(?:(?<act>-act)(?<static>-static)?)?(?<asym>-asym)?$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^gptq-int(?<b>[2348])(?:-g(?<g>[1-9]\d{0,5}))?(?:(?<act>-act)(?<static>-static)?)?(?<asym>-asym)?$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex Pattern();
 
     /// <summary>Whether <paramref name="type"/> is a GPTQ type name.</summary>

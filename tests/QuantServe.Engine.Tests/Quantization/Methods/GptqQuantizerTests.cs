@@ -149,7 +149,7 @@ public class GptqQuantizerTests(ITestOutputHelper output)
             float scale = 1; int zero = 0;
             for (int i = 0; i < n; i++)
             {
-                if (i % g == 0) (scale, zero) = GptqGrid.Fit(row.AsSpan(i, Math.Min(g, n - i)), o.MaxQ, o.Symmetric);
+                if (i % g == 0) (scale, zero) = GptqGrid.Fit(row.AsSpan(i, Math.Min(g, n - i)), o.MaxQ, o.Symmetric, o.MseGrid);
                 double deq = scale * (GptqGrid.Quantize(row[i], scale, zero, o.MaxQ) - zero);
                 result[r * n + order[i]] = (float)deq;
                 double d = hinv[i * n + i], e = (row[i] - deq) / d;
