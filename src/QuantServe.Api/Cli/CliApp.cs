@@ -24,6 +24,7 @@ public static class CliApp
             QuantizeCommand.Create(),
             EvalCommand.Create(),
             ImatrixCommand.Create(),
+            CalibCompareCommand.Create(),
             SynthCommand.Create(),
         };
         return root;

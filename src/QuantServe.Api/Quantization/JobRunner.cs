@@ -6,10 +6,10 @@ using QuantServe.Api.Hosting;
 using QuantServe.Api.Registry;
 using QuantServe.Engine.Evaluation;
 using QuantServe.Engine.Models;
-using QuantServe.Engine.Quantization.Gguf;
-using QuantServe.Engine.Quantization.Presets;
 using QuantServe.Engine.Quantization.Calibration;
+using QuantServe.Engine.Quantization.Gguf;
 using QuantServe.Engine.Quantization.Methods;
+using QuantServe.Engine.Quantization.Presets;
 using QuantServe.Engine.Quantization.Rtn;
 
 namespace QuantServe.Api.Quantization;
@@ -105,8 +105,9 @@ public sealed class JobRunner
         string modelId = $"{job.Model}:{method}";
         Directory.CreateDirectory(ModelsDirectory);
         // GGUF presets write one .gguf file; QuantServe's own types write a quantized folder (renamed as a whole).
-        bool rtn = QuantizationMethods.IsRtn(job.Method), awq = QuantizationMethods.IsAwq(job.Method);
-        string suffix = rtn || awq ? "" : ".gguf";
+        bool rtn = QuantizationMethods.IsRtn(job.Method);
+        bool gptq = QuantizationMethods.IsGptq(job.Method), awq = QuantizationMethods.IsAwq(job.Method);
+        string suffix = rtn || gptq || awq ? "" : ".gguf";
         string partial = Path.Combine(ModelsDirectory, $"{PartialPrefix}{job.Id}{suffix}");
         string final = Path.Combine(ModelsDirectory, modelId + suffix);
         double baseProgress = 0;
@@ -141,8 +142,10 @@ public sealed class JobRunner
             Enter("quantize");
             IReadOnlyDictionary<string, string> formats;
             using (_telemetry.Stage(job.Id, "quantize", job.Model, method))
-                formats = awq ? QuantizeAwq(source, partial, job.Method, options.CalibrationText, Report, cancellation)
-                    : rtn ? QuantizeRtn(baseModel, partial, job.Method, Report, cancellation) : QuantizeGguf(source, partial, job.Method, Report, cancellation);
+                formats = rtn ? QuantizeRtn(baseModel, partial, job.Method, Report, cancellation)
+                    : gptq ? QuantizeGptq(baseModel, source, partial, job.Method, options.CalibrationText ?? DefaultEvalText, Report, cancellation)
+                    : awq ? QuantizeAwq(source, partial, job.Method, options.CalibrationText, Report, cancellation)
+                    : QuantizeGguf(source, partial, job.Method, Report, cancellation);
             using var quant = ModelLoader.Load(partial);
 
             Enter("evaluate");
@@ -253,6 +256,26 @@ public sealed class JobRunner
             cancellation: cancellation);
         return result.Awq.Matrices.Keys.ToDictionary(k => k, _ => result.Layout == "awq-gemm" ? $"awq-gemm-int{options.Bits}-g{options.GroupSize}" : $"int{options.Bits}-g{options.GroupSize}-asym",
             StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// GPTQ into a Hugging Face GPTQ checkpoint folder. The pipeline loads its own copy of the source (it quantizes layers
+    /// in place); calibration windows are 512 tokens (capped at the context), shorter when the text is short, 128 at most.
+    /// </summary>
+    private static IReadOnlyDictionary<string, string> QuantizeGptq(LoadedModel source, string sourcePath, string output, string method,
+        string calibration, Action<double> report, CancellationToken cancellation)
+    {
+        int tokens = source.Tokenizer.Encode(calibration, addBos: false).Length;
+        if (tokens < 16) throw new InvalidOperationException($"the calibration text has {tokens} tokens; GPTQ needs at least 16");
+        int seqLen = Math.Min(CalibrationSet.DefaultSequenceLength, tokens + 1);
+        var result = GptqPipeline.Quantize(sourcePath, output, method, calibration, "calibration_text",
+            CalibrationSet.DefaultSamples, seqLen, new Reporter<GptqProgress>(p => report(p.Fraction)), cancellation);
+        var c = source.Config;
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int l = 0; l < c.Layers; l++)
+            foreach (var linear in QuantServe.Engine.Formats.Gptq.GptqCheckpointReader.LinearLayers)
+                names[$"model.layers.{l}.{linear}.weight"] = result.Type;
+        return names;
     }
 
     // Synchronous, unlike Progress<T>, so no report can land after the stage has moved on.

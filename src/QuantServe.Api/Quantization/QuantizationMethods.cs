@@ -8,6 +8,7 @@ namespace QuantServe.Api.Quantization;
 /// <summary>
 /// The methods a job may name and the pipeline each goes to: llama.cpp's presets (Q4_K_M, Q8_0, …) →
 /// GgufQuantizer, any source; QuantServe's own types (int8, int4-g32, nf4, llm-int8, …) → RtnQuantizer, non-GGUF sources;
+/// GPTQ types (gptq-int4-g128, …) → GptqPipeline, Hugging Face sources;
 /// AWQ (awq-int4-g128, awq-int3-g128) → AwqQuantizer with the job's calibration text, Hugging Face or llama2.c sources.
 /// </summary>
 public static class QuantizationMethods
@@ -35,25 +36,31 @@ public static class QuantizationMethods
         catch (Exception e) when (e is ArgumentException or OverflowException or FormatException) { return null; }
     }
 
+    /// <summary>Whether <paramref name="method"/> names a GPTQ type (<c>gptq-int4-g128</c>, <c>gptq-int3-g128-act</c>, …).</summary>
+    public static bool IsGptq(string? method) => GptqTypes.IsGptq(method?.Trim());
+
     /// <summary>Whether <paramref name="method"/> names an AWQ type (awq-int4-g128, awq-int3-g128, awq-intB-gG).</summary>
     public static bool IsAwq(string? method) => AwqTypes.Parse(method) is not null;
 
-    /// <summary>The canonical spelling: preset names upper case, RTN and AWQ types lower case; null when unknown.</summary>
+    /// <summary>The canonical spelling: preset names upper case, RTN, GPTQ and AWQ types lower case; null when unknown.</summary>
     public static string? Canonical(string? method)
-        => Preset(method) is { } p ? p.Name : IsRtn(method) ? Rtn(method!)!.Name
+        => Preset(method) is { } p ? p.Name : IsRtn(method) ? Rtn(method!)!.Name : IsGptq(method) ? GptqTypes.Name(GptqTypes.Parse(method!.Trim()))
             : AwqTypes.Parse(method) is { } a ? AwqTypes.Name(a) : null;
 
     /// <summary>Every valid name (parameterised integer types accept any group size: intB[-gG|-pt][-asym]).</summary>
     public static string ValidNames
         => $"GGUF presets: {GgufPresets.Names}; QuantServe types (non-GGUF sources): "
            + string.Join(", ", RtnFormats.Common.Select(f => f.Name).Distinct(StringComparer.OrdinalIgnoreCase))
-           + " (intB-gG[-asym] with any bits 2-8 and group size); AWQ (non-GGUF sources, calibration_text): "
-           + string.Join(", ", AwqTypes.Common);
+           + " (intB-gG[-asym] with any bits 2-8 and group size); GPTQ (Hugging Face sources, calibrated on calibration_text or the built-in text): "
+           + "gptq-int4-g128, gptq-int3-g128, gptq-int4-g128-act, ... (gptq-intB[-gG][-act][-asym], B in 2, 3, 4, 8)"
+           + "; AWQ (Hugging Face or llama2.c sources, calibration_text): " + string.Join(", ", AwqTypes.Common);
 
     /// <summary>Why <paramref name="method"/> cannot quantize a source of <paramref name="sourceFormat"/>, or null.</summary>
     public static string? SourceProblem(string method, string? sourceFormat)
         => IsRtn(method) && sourceFormat == "gguf"
             ? $"'{method}' is one of QuantServe's own types, produced from Hugging Face, llama2.c or QuantServe folders, not from GGUF files; use a GGUF preset ({GgufPresets.Names}) for a GGUF source"
+            : IsGptq(method) && sourceFormat != "safetensors"
+                ? $"'{method}' is a GPTQ type, written as a Hugging Face GPTQ checkpoint from a Hugging Face (safetensors) model, not from a {sourceFormat ?? "unknown"} source"
             : IsAwq(method) && sourceFormat is not ("safetensors" or "llama2c")
                 ? $"'{method}' is calibrated from a full-precision Hugging Face or llama2.c model, not from a {sourceFormat ?? "unknown"} source"
                 : null;

@@ -18,6 +18,15 @@ public sealed record GptqOptions
     /// <summary>Dampening added to the Hessian diagonal as a fraction of its mean (damp_percent).</summary>
     public double Damp { get; init; } = 0.01;
 
+    /// <summary>Search a clipped range per group for the least error (GPTQModel's <c>mse</c>; see <see cref="GptqGrid.Fit(ReadOnlySpan{double}, int, bool, bool)"/>).</summary>
+    public bool MseGrid { get; init; } = true;
+
+    /// <summary>
+    /// With act-order, fit every group's scale and zero point up front from the original weights of consecutive columns
+    /// (GPTQModel's <c>static_groups</c>), so g_idx stays <c>c / group</c> while columns are still processed in act order.
+    /// </summary>
+    public bool StaticGroups { get; init; }
+
     /// <summary>Columns per lazy-update block (rounded to a whole number of groups).</summary>
     public int BlockSize { get; init; } = 128;
 

@@ -67,7 +67,8 @@ public static class GptqQuantizer
         int group = options.GroupSize > 0 ? options.GroupSize : n;
         int groups = (n + group - 1) / group;
         int maxq = options.MaxQ;
-        bool sym = options.Symmetric;
+        bool sym = options.Symmetric, mse = options.MseGrid;
+        bool staticGroups = options.StaticGroups && perm is not null;
         int block = lazy ? Math.Min(options.EffectiveBlock(n), n) : n;
 
         var q = new byte[rows * cols];
@@ -85,14 +86,27 @@ public static class GptqQuantizer
                 w[i] = dead[c] ? 0 : w32[r * n + c];
             }
             float scale = 1; int zero = 0;
+            if (staticGroups)
+            {
+                // Groups of consecutive original columns, fitted once on the original weights.
+                var original = new double[n];
+                for (int c = 0; c < n; c++) original[c] = dead[c] ? 0 : w32[r * n + c];
+                for (int g = 0; g < groups; g++)
+                    (scales[r * groups + g], zeros[r * groups + g]) = GptqGrid.Fit(original.AsSpan(g * group, Math.Min(group, n - g * group)), maxq, sym, mse);
+            }
             for (int b0 = 0; b0 < n; b0 += block)
             {
                 int b1 = Math.Min(b0 + block, n);
                 for (int i = b0; i < b1; i++)
                 {
-                    if (i % group == 0)
+                    if (staticGroups)
                     {
-                        (scale, zero) = GptqGrid.Fit(w.AsSpan(i, Math.Min(group, n - i)), maxq, sym);
+                        int g = r * groups + perm![i] / group;
+                        (scale, zero) = (scales[g], zeros[g]);
+                    }
+                    else if (i % group == 0)
+                    {
+                        (scale, zero) = GptqGrid.Fit(w.AsSpan(i, Math.Min(group, n - i)), maxq, sym, mse);
                         scales[r * groups + i / group] = scale;
                         zeros[r * groups + i / group] = zero;
                     }
@@ -112,7 +126,7 @@ public static class GptqQuantizer
         }, _ => { });
 
         var gIdx = new int[n];
-        for (int i = 0; i < n; i++) gIdx[perm?[i] ?? i] = i / group;
+        for (int i = 0; i < n; i++) gIdx[perm?[i] ?? i] = staticGroups ? (perm![i]) / group : i / group;
         return new GptqResult(options, rows, cols, groups, q, scales, zeros, gIdx, perm);
     }
 }
