@@ -17,7 +17,7 @@ namespace QuantServe.Api.Cli;
 /// <c>quantserve calib-compare</c>: the calibration-methods table. Each row quantizes the model one way into a temporary
 /// folder, loads the result and measures perplexity and KL divergence against the unquantized model on the evaluation
 /// text (llama-perplexity's protocol, as <c>quantserve eval --base</c>): RTN <c>int4-g128</c>/<c>int3-g128</c> (the
-/// types as <c>quantize</c> writes them, int8 embedding), GPTQ with and without act-order at both widths, Q4_K_M without
+/// types as <c>quantize</c> writes them, int8 embedding), GPTQ with and without act-order and AWQ at both widths, Q4_K_M without
 /// and with an importance matrix from the same calibration text, and llama.cpp's Q4_K_M figures parsed from the reference
 /// file. Rows print as they finish (stderr) and the table at the end (markdown, or <c>--json</c>).
 /// </summary>
@@ -35,8 +35,7 @@ public static class CalibCompareCommand
         double? BitsPerWeight, double Seconds, string Note);
 
     /// <summary>
-    /// The rows, in table order. Other calibrated methods (AWQ) add their rows here, beside GPTQ's, with
-    /// <see cref="GptqRow"/> as the pattern.
+    /// The rows, in table order: at each width RTN, GPTQ, GPTQ act-order and AWQ.
     /// </summary>
     public static List<Row> Rows() =>
     [
@@ -45,9 +44,11 @@ public static class CalibCompareCommand
         GptqRow("gptq-int4-g128-act"),
         GptqRow("gptq-int4-g128-asym"),
         GptqRow("gptq-int4-g128-act-asym"),
+        AwqRow("awq-int4-g128"),
         RtnRow("int3-g128"),
         GptqRow("gptq-int3-g128"),
         GptqRow("gptq-int3-g128-act"),
+        AwqRow("awq-int3-g128"),
         new("GGUF", "Q4_K_M", c => Gguf(c, imatrix: false)),
         new("GGUF + imatrix", "Q4_K_M", c => Gguf(c, imatrix: true)),
     ];
@@ -65,6 +66,17 @@ public static class CalibCompareCommand
     {
         string output = Path.Combine(c.WorkDir, type);
         GptqPipeline.Quantize(c.ModelPath, output, type, c.CalibrationText, c.CalibrationPath, c.Samples, c.SequenceLength, null, c.Cancellation);
+        return output;
+    });
+
+    /// <summary>AWQ of <paramref name="type"/> (4-bit: AutoAWQ's GEMM layout; 3-bit: a quantized folder), F16 embedding/head as GPTQ.</summary>
+    public static Row AwqRow(string type) => new("AWQ", type, c =>
+    {
+        var options = AwqTypes.Parse(type) ?? throw new ArgumentException($"'{type}' is not an AWQ type");
+        string output = Path.Combine(c.WorkDir, type);
+        using var model = ModelLoader.Load(c.ModelPath);
+        var set = CalibrationSet.FromText(c.CalibrationText, model.Tokenizer, model.Config.ContextLength, c.Samples, c.SequenceLength, c.CalibrationPath);
+        AwqQuantizer.Quantize(model, set, output, options, "F16", null, c.Cancellation);
         return output;
     });
 
@@ -94,7 +106,7 @@ public static class CalibCompareCommand
         var reference = new Option<string?>("--reference") { Description = "llama.cpp reference file (default: llama-cpp-reference.md in a prose-15m-gguf folder beside the model)" };
         var only = new Option<string[]>("--only") { Description = "Run only rows whose type is one of these (repeatable)" };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of the markdown table" };
-        var command = new Command("calib-compare", "Quantize one model with RTN, GPTQ (± act-order), and Q4_K_M ± imatrix, evaluate each (PPL, KLD vs the original) and print the comparison table.")
+        var command = new Command("calib-compare", "Quantize one model with RTN, GPTQ (± act-order), AWQ, and Q4_K_M ± imatrix, evaluate each (PPL, KLD vs the original) and print the comparison table.")
         {
             model, calibration, text, ctx, samples, seqLen, reference, only, json,
         };
@@ -135,7 +147,7 @@ public static class CalibCompareCommand
                     using var quant = ModelLoader.Load(produced);
                     var kl = KlDivergence.Compute(quant, baseModel, windows, null, null, cancellation);
                     var r = new Result(row.Method, row.Type, kl.Model.Value, kl.Model.StdErr, kl.Mean, kl.Top1Agreement, Bits(quant), seconds,
-                        row.Method.StartsWith("GPTQ", StringComparison.Ordinal) ? "F16 embedding/head" : row.Method == "RTN" ? "int8 embedding/head" : "");
+                        row.Method.StartsWith("GPTQ", StringComparison.Ordinal) || row.Method == "AWQ" ? "F16 embedding/head" : row.Method == "RTN" ? "int8 embedding/head" : "");
                     results.Add(r);
                     stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{r.Method} {r.Type}: PPL {r.Ppl:F4} ± {r.PplStdErr:F4}, KLD {r.KldMean:F6}, quantized in {r.Seconds:F1} s"));

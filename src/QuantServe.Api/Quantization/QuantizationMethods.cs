@@ -53,8 +53,8 @@ public static partial class QuantizationMethods
         => $"GGUF presets: {GgufPresets.Names}; QuantServe types (non-GGUF sources): "
            + string.Join(", ", RtnFormats.Common.Select(f => f.Name).Distinct(StringComparer.OrdinalIgnoreCase))
            + " (intB-gG[-asym] with any bits 2-8 and group size); GPTQ (Hugging Face sources, calibrated on calibration_text or the built-in text): "
-           + "gptq-int4-g128, gptq-int3-g128, gptq-int4-g128-act, ... (gptq-intB[-gG][-act][-asym], B in 2, 3, 4, 8); AWQ (non-GGUF sources, calibration_text): "
-           + string.Join(", ", AwqTypes.Common);
+           + "gptq-int4-g128, gptq-int3-g128, gptq-int4-g128-act, ... (gptq-intB[-gG][-act][-asym], B in 2, 3, 4, 8)"
+           + "; AWQ (Hugging Face or llama2.c sources, calibration_text): " + string.Join(", ", AwqTypes.Common);
 
     /// <summary>Why <paramref name="method"/> cannot quantize a source of <paramref name="sourceFormat"/>, or null.</summary>
     public static string? SourceProblem(string method, string? sourceFormat)

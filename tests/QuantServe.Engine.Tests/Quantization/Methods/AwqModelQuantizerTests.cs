@@ -96,6 +96,50 @@ public class AwqModelQuantizerTests(ITestOutputHelper output)
         Assert.True(eAwq < eRtn, $"AWQ logit error {eAwq} is not below RTN {eRtn}");
     }
 
+    private static double Perplexity(LoadedModel loaded, IReadOnlyList<int[]> windows)
+    {
+        double nll = 0;
+        long n = 0;
+        int v = loaded.Config.VocabSize;
+        foreach (var w in windows)
+        {
+            var logits = Logits(loaded, w);
+            for (int t = 0; t + 1 < w.Length; t++)
+            {
+                var row = logits.AsSpan(t * v, v);
+                double max = double.NegativeInfinity;
+                foreach (float f in row) max = Math.Max(max, f);
+                double z = 0;
+                foreach (float f in row) z += Math.Exp(f - max);
+                nll += Math.Log(z) + max - row[w[t + 1]];
+                n++;
+            }
+        }
+        return Math.Exp(nll / n);
+    }
+
+    // Minutes on 2 cores: eight calibration passes and searches per width. RTN is QuantServe's int4-g128 / int3-g128 as
+    // quantize writes them (F16 embedding here, as AWQ keeps it).
+    [Theory]
+    [Trait("Category", "Slow")]
+    [InlineData(4)]
+    [InlineData(3)]
+    public void Quantize_Prose15mCalibratedOnBible_PerplexityOnPydocBelowRtn(int bits)
+    {
+        using var awq = ModelLoader.Load(SharedAssets.Prose15m);
+        var eval = CalibrationSet.Load(Pydoc, awq.Tokenizer, 256, samples: 4, sequenceLength: 256).Windows;
+        using var folder = new TempModelFolder();
+        QuantServe.Engine.Quantization.Rtn.RtnQuantizer.Quantize(SharedAssets.Prose15m, folder.Path("rtn"),
+            new QuantServe.Engine.Quantization.Rtn.RtnQuantizeOptions { Type = $"int{bits}-g128", EmbeddingType = "F16" });
+        double pplRtn;
+        using (var rtn = ModelLoader.Load(folder.Path("rtn"))) pplRtn = Perplexity(rtn, eval);
+        var result = AwqModelQuantizer.Quantize(awq, Calibration(awq, 16, 256), new AwqOptions { Bits = bits });
+        AwqModelQuantizer.UseIntegerKernels(awq, result);
+        double pplAwq = Perplexity(awq, eval);
+        output.WriteLine($"{bits}-bit g128: RTN {pplRtn:F3}, AWQ {pplAwq:F3} (AWQ {result.Seconds:F1} s)");
+        Assert.True(pplAwq < pplRtn, $"AWQ perplexity {pplAwq} is not below RTN {pplRtn}");
+    }
+
     [Fact]
     public void TieAcrossQueryHeads_GroupedQueryAttention_AveragesHeadsSharingAKvHead()
     {
