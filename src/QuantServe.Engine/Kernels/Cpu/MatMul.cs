@@ -153,9 +153,12 @@ public sealed unsafe class MatMul : IParallelWork
                     t.Act = (byte*)(((nint)b + 63) & ~(nint)63); // pinned array: the address is stable
                 Prepare(format, x, xStride, cols, t.Act, t.ActStride, t.ActBytes);
             }
-            // Chunks of a multiple of 4 rows (the kernels' row block), several per thread for balance.
+            // Chunks of a multiple of 4 rows (the kernels' row block), several per thread for balance. Prompt batches take
+            // fewer, larger chunks: the matrix-matrix kernels regroup all of the batch's activations once per call, a cost
+            // that must be spread over many rows.
             int rows = t.W.Rows;
-            int chunk = Math.Max(MinChunkRows, (rows + threads * 4 - 1) / (threads * 4));
+            int split = _batch >= 16 ? threads * 2 : threads * 4;
+            int chunk = Math.Max(MinChunkRows, (rows + split - 1) / split);
             chunk = (chunk + 3) & ~3;
             t.ChunkRows = chunk;
             t.FirstItem = items;

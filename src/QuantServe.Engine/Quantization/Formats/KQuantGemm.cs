@@ -239,10 +239,13 @@ internal unsafe struct GemmQ6K : IKQuantGemmWeights
         Q6KFormat.UnpackVector(x, decoded);
         int* scales = (int*)(decoded + 256);
         int* pairs = scales + 16;
-        for (int j = 0; j < 16; j++) scales[j] = (ushort)x->Scales[j] | (x->Scales[j] << 16);
-        for (int p = 0; p < 8; p++) pairs[p] = (ushort)x->Scales[2 * p] | (x->Scales[2 * p + 1] << 16);
+        for (int j = 0; j < 16; j++) scales[j] = Pair(x->Scales[j], x->Scales[j]);
+        for (int p = 0; p < 8; p++) pairs[p] = Pair(x->Scales[2 * p], x->Scales[2 * p + 1]);
         float* d = (float*)(pairs + 8);
         d[0] = Fp16ToFp32(x->D);
         d[1] = 0;
     }
+
+    /// <summary>Two int16 values in one int32 (low half first), as vpmaddwd pairs them.</summary>
+    private static int Pair(sbyte low, sbyte high) => (low & 0xFFFF) | (high << 16);
 }
