@@ -48,4 +48,16 @@ public sealed class GpuCommandTests
         Assert.Single(error.Trim().Split('\n'));
         Assert.Contains("no CUDA", error);
     }
+
+    [Fact]
+    public async Task Generate_DeviceAutoWithoutGpu_FallsBackToTheCpuTextWithOneLogLine()
+    {
+        if (CudaDriver.TryLoad(out _) != null) return; // on a GPU machine auto picks the GPU (checked by gpu check there)
+        var cpu = await RunAsync("generate", "--model", SharedAssets.Stories260K, "-p", "Once upon a time", "-n", "20", "-t", "0");
+        var auto = await RunAsync("generate", "--model", SharedAssets.Stories260K, "-p", "Once upon a time", "-n", "20", "-t", "0", "--device", "auto");
+        Assert.Equal(0, auto.Exit);
+        Assert.Equal(cpu.Out, auto.Out);
+        Assert.StartsWith("device: cpu (no CUDA: ", auto.Err);
+        Assert.Single(auto.Err.Trim().Split('\n'));
+    }
 }

@@ -95,4 +95,17 @@ public class DeviceComparisonTests
         var r = DeviceComparison.Compare(DeviceComparison.RunCpu(new LlamaModel(model), prompts, 8), DeviceComparison.RunDevice(gpu, prompts, 8), model.Config.VocabSize);
         Assert.True(r.MaxAbsLogitDiff <= 0.03 * r.LogitScale, $"max |Δlogit| {r.MaxAbsLogitDiff} of {r.LogitScale}");
     }
+
+    [GpuFact]
+    public void DeviceTextGenerator_Greedy_StreamsTheCpuGeneratorsText()
+    {
+        using var backend = CudaBackend.Open(0);
+        using var model = ModelLoader.Load(SharedAssets.Stories260K);
+        using var gpu = backend.Load(model, 64);
+        var prompt = model.Tokenizer.Encode("Once upon a time", addBos: true);
+        var options = new GenerationOptions { MaxTokens = 40, Sampling = SamplingOptions.Greedy };
+        string cpu = string.Concat(new TextGenerator(model).Generate(prompt, options).Select(t => t.Text));
+        string device = string.Concat(new DeviceTextGenerator(gpu, model.Tokenizer).Generate(prompt, 40, 0, 1, 1).Select(t => t.Text));
+        Assert.Equal(cpu, device);
+    }
 }
