@@ -10,6 +10,12 @@ using QuantServe.Engine.Tensors.Formats;
 namespace QuantServe.Engine.Gpu;
 
 /// <summary>One fused dequantize-GEMV measurement.</summary>
+/// <param name="Format">Format name, with "(dp4a)" when the integer-dot kernel ran.</param>
+/// <param name="Rows">Output features.</param>
+/// <param name="Cols">Input features.</param>
+/// <param name="Batch">Activation vectors per product.</param>
+/// <param name="GBs">Bytes ÷ time.</param>
+/// <param name="PercentOfPeak">GBs as a percentage of the peak bandwidth given.</param>
 /// <param name="Bytes">Bytes the kernel reads from the weight matrix (codes and scales).</param>
 /// <param name="Microseconds">Mean time of one product (CUDA events around many back-to-back launches).</param>
 /// <param name="MaxRelError">Largest |y_gpu − y_ref| / max|y_ref| over sampled rows, y_ref from the CPU's DequantizeRow in double.</param>

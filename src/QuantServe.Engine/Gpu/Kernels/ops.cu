@@ -141,6 +141,7 @@ extern "C" __global__ void attention(const float* q, int qs, float* out, int os,
     for (int start = 0; start < n; start += ATT_TILE)
     {
         int len = min(ATT_TILE, n - start);
+#pragma unroll 4
         for (int j = warp; j < len; j += 4)
         {
             const float* kj = keys + (long long)(start + j) * kvDim;
@@ -167,6 +168,7 @@ extern "C" __global__ void attention(const float* q, int qs, float* out, int os,
         accB *= correction;
         runMax = newMax;
         if (grp < groups)
+#pragma unroll 8
             for (int j = grp; j < len; j += groups)
             {
                 const float* vj = vals + (long long)(start + j) * kvDim;
