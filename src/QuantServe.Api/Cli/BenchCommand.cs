@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json;
 using QuantServe.Engine.Inference;
 using QuantServe.Engine.Kernels.Cpu;
 using QuantServe.Engine.Models;
@@ -16,7 +17,8 @@ public static class BenchCommand
         var generate = new Option<int>("--gen-tokens", "-n") { Description = "Tokens decoded one at a time (tg)", DefaultValueFactory = _ => 64 };
         var repetitions = new Option<int>("--repetitions", "-r") { Description = "Runs per measurement (the best is kept)", DefaultValueFactory = _ => 3 };
         var threads = new Option<int>("--threads", "-t") { Description = "Kernel threads (0 = one per core)", DefaultValueFactory = _ => 0 };
-        var command = new Command("bench", "Measure prompt-processing and generation speed.") { model, prompt, generate, repetitions, threads };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (pp_tokens_per_s, tg_tokens_per_s, …) instead of text" };
+        var command = new Command("bench", "Measure prompt-processing and generation speed.") { model, prompt, generate, repetitions, threads, json };
         command.SetAction(parse =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -25,6 +27,16 @@ public static class BenchCommand
             using var loaded = ModelLoader.Load(CliOptions.ResolveModel(parse.GetValue(model)));
             using var pool = parse.GetValue(threads) > 0 ? new WorkerPool(parse.GetValue(threads)) : null;
             var result = Benchmark.Run(loaded, parse.GetValue(prompt), parse.GetValue(generate), parse.GetValue(repetitions), pool);
+            if (parse.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+                {
+                    ["model"] = loaded.SourcePath, ["precision"] = loaded.Precision, ["weight_bytes"] = loaded.WeightBytes,
+                    ["threads"] = result.Threads, ["prompt_tokens"] = result.PromptTokens, ["gen_tokens"] = result.GenerateTokens,
+                    ["pp_tokens_per_s"] = result.PromptTokensPerSecond, ["tg_tokens_per_s"] = result.GenerateTokensPerSecond,
+                }));
+                return 0;
+            }
             output.WriteLine($"model: {loaded.SourcePath} ({loaded.Precision}, {loaded.WeightBytes:N0} bytes)");
             output.WriteLine(result.ToString());
             return 0;

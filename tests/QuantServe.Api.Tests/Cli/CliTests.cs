@@ -61,6 +61,18 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Bench_JsonFlag_PrintsIssueKeysWithPositiveRates()
+    {
+        var (exit, output, error) = await RunAsync("bench", "-p", "16", "-n", "8", "-r", "1", "-t", "1", "--json");
+        Assert.True(exit == 0, error);
+        using var doc = System.Text.Json.JsonDocument.Parse(output);
+        Assert.True(doc.RootElement.GetProperty("pp_tokens_per_s").GetDouble() > 0);
+        Assert.True(doc.RootElement.GetProperty("tg_tokens_per_s").GetDouble() > 0);
+        Assert.Equal(16, doc.RootElement.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(8, doc.RootElement.GetProperty("gen_tokens").GetInt32());
+    }
+
+    [Fact]
     public async Task BenchServe_EmbeddedModel_BothModesGenerateEveryTokenAndReportThroughput()
     {
         var (exit, output, error) = await RunAsync("bench-serve", "--clients", "4", "--max-tokens", "8");
