@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text;
 using QuantServe.Engine.Inference;
 using QuantServe.Engine.Models;
@@ -13,10 +12,12 @@ namespace QuantServe.Engine.Gpu;
 /// </summary>
 public sealed class DeviceTextGenerator(IDeviceModel model, Tokenizer tokenizer)
 {
-    /// <summary>Streams up to <paramref name="maxTokens"/> tokens after <paramref name="prompt"/>, stopping at EOS or a stop id.</summary>
-    /// <param name="topK">Top-k for temperature &gt; 0 (1..64; the device sampler keeps at most 64 candidates).</param>
+    /// <summary>
+    /// Streams up to <paramref name="maxTokens"/> tokens after <paramref name="prompt"/>, stopping at EOS or a stop id;
+    /// <paramref name="topK"/> applies at temperature &gt; 0 (1..64: the device sampler keeps at most 64 candidates).
+    /// </summary>
     public IEnumerable<(int Token, string Text)> Generate(IReadOnlyList<int> prompt, int maxTokens, float temperature, int topK,
-        ulong seed, IReadOnlyCollection<int>? stopIds = null, [EnumeratorCancellation] CancellationToken cancellation = default)
+        ulong seed, IReadOnlyCollection<int>? stopIds = null, CancellationToken cancellation = default)
     {
         if (prompt.Count == 0) throw new ArgumentException("empty prompt");
         if (temperature > 0 && topK is < 1 or > 64) throw new ArgumentOutOfRangeException(nameof(topK), topK, "sampling on the GPU needs top-k in 1..64");

@@ -199,60 +199,49 @@ public static unsafe class AwqCheckpoint
         };
         root["torch_dtype"] = "float16";
 
-        output = Path.GetFullPath(output.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
-        string parent = Path.GetDirectoryName(output)!;
-        Directory.CreateDirectory(parent);
-        string temp = Path.Combine(parent, $".{Path.GetFileName(output)}.{Guid.NewGuid():N}.tmp");
-        Directory.CreateDirectory(temp);
-        try
+        using var staged = new StagedFolder(output);
+        string temp = staged.Path;
+        var w = model.Weights;
+        var writer = new SafetensorsWriter();
+        writer.Add(HuggingFaceTensorLayout.Embedding, SafetensorsDType.F16, [w.TokenEmbedding.Rows, w.TokenEmbedding.Cols], Half16(w.TokenEmbedding));
+        long packedBytes = 0;
+        for (int l = 0; l < c.Layers; l++)
         {
-            var w = model.Weights;
-            var writer = new SafetensorsWriter();
-            writer.Add(HuggingFaceTensorLayout.Embedding, SafetensorsDType.F16, [w.TokenEmbedding.Rows, w.TokenEmbedding.Cols], Half16(w.TokenEmbedding));
-            long packedBytes = 0;
-            for (int l = 0; l < c.Layers; l++)
-            {
-                cancellation.ThrowIfCancellationRequested();
-                var lw = w.Layers[l];
-                string L(string s) => HuggingFaceTensorLayout.Layer(l, s);
-                writer.Add(L("input_layernorm.weight"), [lw.AttnNorm.Length], lw.AttnNorm);
-                writer.Add(L("post_attention_layernorm.weight"), [lw.FfnNorm.Length], lw.FfnNorm);
-                if (lw.Bq != null) writer.Add(L("self_attn.q_proj.bias"), [lw.Bq.Length], lw.Bq);
-                if (lw.Bk != null) writer.Add(L("self_attn.k_proj.bias"), [lw.Bk.Length], lw.Bk);
-                if (lw.Bv != null) writer.Add(L("self_attn.v_proj.bias"), [lw.Bv.Length], lw.Bv);
-                for (int j = 0; j < 7; j++)
-                {
-                    string key = $"blk.{l}.{AwqModelQuantizer.MatrixNames[j]}.weight";
-                    var m = result.Matrices.TryGetValue(key, out var found) ? found : throw new ArgumentException($"the AWQ result has no {key}");
-                    string prefix = L(Linears[j]);
-                    var qweight = AwqGemmLayout.PackWeights(m);
-                    var qzeros = AwqGemmLayout.PackZeros(m);
-                    var scales = AwqGemmLayout.PackScales(m);
-                    writer.Add(prefix + ".qweight", SafetensorsDType.I32, [m.Cols, m.Rows / 8], Bytes(qweight));
-                    writer.Add(prefix + ".qzeros", SafetensorsDType.I32, [m.Groups, m.Rows / 8], Bytes(qzeros));
-                    writer.Add(prefix + ".scales", SafetensorsDType.F16, [m.Groups, m.Rows], Bytes(scales));
-                    packedBytes += 4L * (qweight.Length + qzeros.Length) + 2L * scales.Length;
-                }
-            }
-            writer.Add(HuggingFaceTensorLayout.FinalNorm, [w.FinalNorm.Length], w.FinalNorm);
-            if (!c.TiedEmbeddings) writer.Add(HuggingFaceTensorLayout.Head, SafetensorsDType.F16, [w.Output.Rows, w.Output.Cols], Half16(w.Output));
-            writer.Metadata["format"] = "pt";
-            writer.Write(Path.Combine(temp, SafetensorsCheckpoint.SingleFileName));
             cancellation.ThrowIfCancellationRequested();
-            File.WriteAllText(Path.Combine(temp, "config.json"), root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            foreach (var name in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja" })
+            var lw = w.Layers[l];
+            string L(string s) => HuggingFaceTensorLayout.Layer(l, s);
+            writer.Add(L("input_layernorm.weight"), [lw.AttnNorm.Length], lw.AttnNorm);
+            writer.Add(L("post_attention_layernorm.weight"), [lw.FfnNorm.Length], lw.FfnNorm);
+            if (lw.Bq != null) writer.Add(L("self_attn.q_proj.bias"), [lw.Bq.Length], lw.Bq);
+            if (lw.Bk != null) writer.Add(L("self_attn.k_proj.bias"), [lw.Bk.Length], lw.Bk);
+            if (lw.Bv != null) writer.Add(L("self_attn.v_proj.bias"), [lw.Bv.Length], lw.Bv);
+            for (int j = 0; j < 7; j++)
             {
-                string f = Path.Combine(model.SourcePath, name);
-                if (File.Exists(f)) File.Copy(f, Path.Combine(temp, name));
+                string key = $"blk.{l}.{AwqModelQuantizer.MatrixNames[j]}.weight";
+                var m = result.Matrices.TryGetValue(key, out var found) ? found : throw new ArgumentException($"the AWQ result has no {key}");
+                string prefix = L(Linears[j]);
+                var qweight = AwqGemmLayout.PackWeights(m);
+                var qzeros = AwqGemmLayout.PackZeros(m);
+                var scales = AwqGemmLayout.PackScales(m);
+                writer.Add(prefix + ".qweight", SafetensorsDType.I32, [m.Cols, m.Rows / 8], Bytes(qweight));
+                writer.Add(prefix + ".qzeros", SafetensorsDType.I32, [m.Groups, m.Rows / 8], Bytes(qzeros));
+                writer.Add(prefix + ".scales", SafetensorsDType.F16, [m.Groups, m.Rows], Bytes(scales));
+                packedBytes += 4L * (qweight.Length + qzeros.Length) + 2L * scales.Length;
             }
-            Replace(temp, output);
-            return packedBytes;
         }
-        catch
+        writer.Add(HuggingFaceTensorLayout.FinalNorm, [w.FinalNorm.Length], w.FinalNorm);
+        if (!c.TiedEmbeddings) writer.Add(HuggingFaceTensorLayout.Head, SafetensorsDType.F16, [w.Output.Rows, w.Output.Cols], Half16(w.Output));
+        writer.Metadata["format"] = "pt";
+        writer.Write(Path.Combine(temp, SafetensorsCheckpoint.SingleFileName));
+        cancellation.ThrowIfCancellationRequested();
+        File.WriteAllText(Path.Combine(temp, "config.json"), root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        foreach (var name in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja" })
         {
-            try { Directory.Delete(temp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
+            string f = Path.Combine(model.SourcePath, name);
+            if (File.Exists(f)) File.Copy(f, Path.Combine(temp, name));
         }
+        staged.Commit(IsAwqFolder, "an AWQ model folder");
+        return packedBytes;
     }
 
     private static ReadOnlyMemory<byte> Bytes<T>(T[] values) where T : unmanaged
@@ -271,19 +260,4 @@ public static unsafe class AwqCheckpoint
         return bytes;
     }
 
-    private static void Replace(string temp, string output)
-    {
-        if (File.Exists(output)) throw new IOException($"{output} exists and is a file, not a model folder");
-        if (Directory.Exists(output))
-        {
-            if (!IsAwqFolder(output) && Directory.EnumerateFileSystemEntries(output).Any())
-                throw new IOException($"{output} exists and is not an AWQ model folder; refusing to replace it");
-            string old = output + $".{Guid.NewGuid():N}.old";
-            Directory.Move(output, old);
-            Directory.Move(temp, output);
-            Directory.Delete(old, recursive: true);
-            return;
-        }
-        Directory.Move(temp, output);
-    }
 }

@@ -48,65 +48,48 @@ public static unsafe class GptqCheckpointWriter
         {
             Bits = options.Bits, GroupSize = options.GroupSize, DescAct = options.ActOrder, Symmetric = options.Symmetric, CheckpointFormat = "gptq",
         };
-        output = Path.GetFullPath(output.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
-        string parent = Path.GetDirectoryName(output)!;
-        Directory.CreateDirectory(parent);
-        string temp = Path.Combine(parent, $".{Path.GetFileName(output)}.{Guid.NewGuid():N}.tmp");
-        Directory.CreateDirectory(temp);
-        try
+        using var staged = new StagedFolder(output);
+        string temp = staged.Path;
+        var w = source.Weights;
+        var writer = new SafetensorsWriter();
+        writer.Metadata["format"] = "pt";
+        writer.Metadata["quantization"] = "gptq";
+        AddFloat(writer, HuggingFaceTensorLayout.Embedding, w.TokenEmbedding);
+        for (int l = 0; l < c.Layers; l++)
         {
-            var w = source.Weights;
-            var writer = new SafetensorsWriter();
-            writer.Metadata["format"] = "pt";
-            writer.Metadata["quantization"] = "gptq";
-            AddFloat(writer, HuggingFaceTensorLayout.Embedding, w.TokenEmbedding);
-            for (int l = 0; l < c.Layers; l++)
+            var lw = w.Layers[l];
+            writer.Add(HuggingFaceTensorLayout.Layer(l, "input_layernorm.weight"), [lw.AttnNorm.Length], lw.AttnNorm);
+            writer.Add(HuggingFaceTensorLayout.Layer(l, "post_attention_layernorm.weight"), [lw.FfnNorm.Length], lw.FfnNorm);
+            if (lw.Bq != null) writer.Add(HuggingFaceTensorLayout.Layer(l, "self_attn.q_proj.bias"), [lw.Bq.Length], lw.Bq);
+            if (lw.Bk != null) writer.Add(HuggingFaceTensorLayout.Layer(l, "self_attn.k_proj.bias"), [lw.Bk.Length], lw.Bk);
+            if (lw.Bv != null) writer.Add(HuggingFaceTensorLayout.Layer(l, "self_attn.v_proj.bias"), [lw.Bv.Length], lw.Bv);
+            foreach (var (gguf, hf) in Names)
             {
-                var lw = w.Layers[l];
-                writer.Add(HuggingFaceTensorLayout.Layer(l, "input_layernorm.weight"), [lw.AttnNorm.Length], lw.AttnNorm);
-                writer.Add(HuggingFaceTensorLayout.Layer(l, "post_attention_layernorm.weight"), [lw.FfnNorm.Length], lw.FfnNorm);
-                if (lw.Bq != null) writer.Add(HuggingFaceTensorLayout.Layer(l, "self_attn.q_proj.bias"), [lw.Bq.Length], lw.Bq);
-                if (lw.Bk != null) writer.Add(HuggingFaceTensorLayout.Layer(l, "self_attn.k_proj.bias"), [lw.Bk.Length], lw.Bk);
-                if (lw.Bv != null) writer.Add(HuggingFaceTensorLayout.Layer(l, "self_attn.v_proj.bias"), [lw.Bv.Length], lw.Bv);
-                foreach (var (gguf, hf) in Names)
-                {
-                    string key = $"blk.{l}.{gguf}.weight";
-                    var m = result.Matrices.TryGetValue(key, out var r) ? r : throw new ArgumentException($"no GPTQ result for {key}", nameof(result));
-                    AddLinear(writer, HuggingFaceTensorLayout.Layer(l, hf), m, q.ZerosMinusOne);
-                }
+                string key = $"blk.{l}.{gguf}.weight";
+                var m = result.Matrices.TryGetValue(key, out var r) ? r : throw new ArgumentException($"no GPTQ result for {key}", nameof(result));
+                AddLinear(writer, HuggingFaceTensorLayout.Layer(l, hf), m, q.ZerosMinusOne);
             }
-            writer.Add(HuggingFaceTensorLayout.FinalNorm, [w.FinalNorm.Length], w.FinalNorm);
-            if (!c.TiedEmbeddings) AddFloat(writer, HuggingFaceTensorLayout.Head, w.Output);
-            cancellation.ThrowIfCancellationRequested();
-            string weightsPath = Path.Combine(temp, SafetensorsCheckpoint.SingleFileName);
-            writer.Write(weightsPath);
+        }
+        writer.Add(HuggingFaceTensorLayout.FinalNorm, [w.FinalNorm.Length], w.FinalNorm);
+        if (!c.TiedEmbeddings) AddFloat(writer, HuggingFaceTensorLayout.Head, w.Output);
+        cancellation.ThrowIfCancellationRequested();
+        string weightsPath = Path.Combine(temp, SafetensorsCheckpoint.SingleFileName);
+        writer.Write(weightsPath);
 
-            var config = JsonNode.Parse(File.ReadAllText(Path.Combine(source.SourcePath, "config.json")))!.AsObject();
-            config["quantization_config"] = JsonSerializer.SerializeToNode(q.ToJson());
-            config["torch_dtype"] = "float16";
-            File.WriteAllText(Path.Combine(temp, "config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            foreach (var name in CopiedFiles)
-            {
-                string f = Path.Combine(source.SourcePath, name);
-                if (File.Exists(f)) File.Copy(f, Path.Combine(temp, name));
-            }
-            cancellation.ThrowIfCancellationRequested();
-            long bytes = new FileInfo(weightsPath).Length;
-            if (Directory.Exists(output))
-            {
-                string old = output + $".old-{Guid.NewGuid():N}";
-                Directory.Move(output, old);
-                Directory.Move(temp, output);
-                Directory.Delete(old, recursive: true);
-            }
-            else Directory.Move(temp, output);
-            return bytes;
-        }
-        catch
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(source.SourcePath, "config.json")))!.AsObject();
+        config["quantization_config"] = JsonSerializer.SerializeToNode(q.ToJson());
+        config["torch_dtype"] = "float16";
+        File.WriteAllText(Path.Combine(temp, "config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        foreach (var name in CopiedFiles)
         {
-            try { Directory.Delete(temp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
+            string f = Path.Combine(source.SourcePath, name);
+            if (File.Exists(f)) File.Copy(f, Path.Combine(temp, name));
         }
+        cancellation.ThrowIfCancellationRequested();
+        long bytes = new FileInfo(weightsPath).Length;
+        // Any folder at the destination is replaced, as before this writer shared StagedFolder.
+        staged.Commit(_ => true, "a model folder");
+        return bytes;
     }
 
     /// <summary>Adds one layer's qweight [in·bits/32, out], qzeros [groups, out·bits/32], scales fp16 [groups, out] and g_idx [in].</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using QuantServe.Engine.Formats;
 using QuantServe.Engine.Formats.HuggingFace;
 using QuantServe.Engine.Formats.QuantizedFolder;
 using QuantServe.Engine.Formats.Safetensors;
@@ -84,87 +85,77 @@ public static unsafe class RtnQuantizer
         var c = model.Config;
         var tokenizerFiles = TokenizerFiles(model);
 
-        output = Path.GetFullPath(output.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
-        string parent = Path.GetDirectoryName(output)!;
-        Directory.CreateDirectory(parent);
-        string temp = Path.Combine(parent, $".{Path.GetFileName(output)}.{Guid.NewGuid():N}.tmp");
-        Directory.CreateDirectory(temp);
-        try
+        using var staged = new StagedFolder(output);
+        output = staged.Output;
+        string temp = staged.Path;
+        var w = model.Weights;
+        var plan = new List<(string Name, WeightMatrix M, TensorFormat F)> { (HuggingFaceTensorLayout.Embedding, w.TokenEmbedding, embType) };
+        var writer = new SafetensorsWriter();
+        for (int l = 0; l < c.Layers; l++)
         {
-            var w = model.Weights;
-            var plan = new List<(string Name, WeightMatrix M, TensorFormat F)> { (HuggingFaceTensorLayout.Embedding, w.TokenEmbedding, embType) };
-            var writer = new SafetensorsWriter();
-            for (int l = 0; l < c.Layers; l++)
-            {
-                var n = QuantizedFolderLayout.Layer(l);
-                var lw = w.Layers[l];
-                plan.Add((n.Q, lw.Wq, type)); plan.Add((n.K, lw.Wk, type)); plan.Add((n.V, lw.Wv, type)); plan.Add((n.O, lw.Wo, type));
-                plan.Add((n.Gate, lw.Gate, type)); plan.Add((n.Up, lw.Up, type)); plan.Add((n.Down, lw.Down, type));
-                writer.Add(n.AttnNorm, [lw.AttnNorm.Length], lw.AttnNorm);
-                writer.Add(n.FfnNorm, [lw.FfnNorm.Length], lw.FfnNorm);
-                if (lw.Bq != null) writer.Add(n.QBias, [lw.Bq.Length], lw.Bq);
-                if (lw.Bk != null) writer.Add(n.KBias, [lw.Bk.Length], lw.Bk);
-                if (lw.Bv != null) writer.Add(n.VBias, [lw.Bv.Length], lw.Bv);
-            }
-            writer.Add(HuggingFaceTensorLayout.FinalNorm, [w.FinalNorm.Length], w.FinalNorm);
-            if (!c.TiedEmbeddings) plan.Add((HuggingFaceTensorLayout.Head, w.Output, embType));
+            var n = QuantizedFolderLayout.Layer(l);
+            var lw = w.Layers[l];
+            plan.Add((n.Q, lw.Wq, type)); plan.Add((n.K, lw.Wk, type)); plan.Add((n.V, lw.Wv, type)); plan.Add((n.O, lw.Wo, type));
+            plan.Add((n.Gate, lw.Gate, type)); plan.Add((n.Up, lw.Up, type)); plan.Add((n.Down, lw.Down, type));
+            writer.Add(n.AttnNorm, [lw.AttnNorm.Length], lw.AttnNorm);
+            writer.Add(n.FfnNorm, [lw.FfnNorm.Length], lw.FfnNorm);
+            if (lw.Bq != null) writer.Add(n.QBias, [lw.Bq.Length], lw.Bq);
+            if (lw.Bk != null) writer.Add(n.KBias, [lw.Bk.Length], lw.Bk);
+            if (lw.Bv != null) writer.Add(n.VBias, [lw.Bv.Length], lw.Bv);
+        }
+        writer.Add(HuggingFaceTensorLayout.FinalNorm, [w.FinalNorm.Length], w.FinalNorm);
+        if (!c.TiedEmbeddings) plan.Add((HuggingFaceTensorLayout.Head, w.Output, embType));
 
-            long total = plan.Sum(p => (long)p.M.Rows * p.M.Cols), done = 0;
-            var results = new List<RtnQuantizedTensor>();
-            var entries = new Dictionary<string, QuantizedTensorEntry>();
-            for (int i = 0; i < plan.Count; i++)
+        long total = plan.Sum(p => (long)p.M.Rows * p.M.Cols), done = 0;
+        var results = new List<RtnQuantizedTensor>();
+        var entries = new Dictionary<string, QuantizedTensorEntry>();
+        for (int i = 0; i < plan.Count; i++)
+        {
+            var (name, m, f) = plan[i];
+            int index = i;
+            long rowBytes = f.RowBytes(m.Cols);
+            var (bits, group) = f switch
             {
-                var (name, m, f) = plan[i];
-                int index = i;
-                long rowBytes = f.RowBytes(m.Cols);
-                var (bits, group) = f switch
-                {
-                    IntGroupFormat g => (g.Bits, g.Group),
-                    CodebookFormat => (4, 64),
-                    LlmInt8Format => (8, 0),
-                    _ => (0, 0),
-                };
-                entries[name] = new QuantizedTensorEntry(f.Name, m.Rows, m.Cols, rowBytes, bits, group);
-                results.Add(new RtnQuantizedTensor(name, f.Name, m.Rows, m.Cols, m.ByteCount, rowBytes * m.Rows));
-                void Write(Stream s)
-                {
-                    cancellation.ThrowIfCancellationRequested();
-                    WriteMatrix(m, f, s, options.Threads, cancellation);
-                    done += (long)m.Rows * m.Cols;
-                    options.Progress?.Report(new RtnQuantizeProgress(total == 0 ? 1 : (double)done / total, name, index, plan.Count));
-                }
-                if (f is RtnFormat) writer.Add(name + QuantizedFolderLayout.PackedSuffix, SafetensorsDType.U8, [m.Rows, rowBytes], Write);
-                else writer.Add(name, f.Name == "F32" ? SafetensorsDType.F32 : SafetensorsDType.F16, [m.Rows, m.Cols], Write);
-            }
-            writer.Metadata["format"] = "pt";
-            writer.Metadata["quantization"] = QuantizedFolderLayout.FormatName;
-            writer.Write(Path.Combine(temp, QuantizedFolderLayout.WeightsFileName));
-            cancellation.ThrowIfCancellationRequested();
-
-            string tokenizerName = CopyTokenizerFiles(model, tokenizerFiles, temp);
-            var config = new QuantizationConfig
-            {
-                Method = options.Method,
-                Type = type.Name,
-                EmbeddingType = embType.Name,
-                Source = model.SourcePath,
-                SourceFormat = model.SourceFormat,
-                ModelConfig = c,
-                Tokenizer = tokenizerName,
-                StopTokenIds = model.Generation.StopTokenIds,
-                ChatTemplate = model.ChatTemplate,
-                Tensors = entries,
+                IntGroupFormat g => (g.Bits, g.Group),
+                CodebookFormat => (4, 64),
+                LlmInt8Format => (8, 0),
+                _ => (0, 0),
             };
-            File.WriteAllText(Path.Combine(temp, QuantizedFolderLayout.ConfigFileName), JsonSerializer.Serialize(config, QuantizedFolderLayout.Json));
-            cancellation.ThrowIfCancellationRequested();
-            Replace(temp, output);
-            return new RtnQuantizeResult(output, type.Name, results, sw.Elapsed.TotalSeconds);
+            entries[name] = new QuantizedTensorEntry(f.Name, m.Rows, m.Cols, rowBytes, bits, group);
+            results.Add(new RtnQuantizedTensor(name, f.Name, m.Rows, m.Cols, m.ByteCount, rowBytes * m.Rows));
+            void Write(Stream s)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                WriteMatrix(m, f, s, options.Threads, cancellation);
+                done += (long)m.Rows * m.Cols;
+                options.Progress?.Report(new RtnQuantizeProgress(total == 0 ? 1 : (double)done / total, name, index, plan.Count));
+            }
+            if (f is RtnFormat) writer.Add(name + QuantizedFolderLayout.PackedSuffix, SafetensorsDType.U8, [m.Rows, rowBytes], Write);
+            else writer.Add(name, f.Name == "F32" ? SafetensorsDType.F32 : SafetensorsDType.F16, [m.Rows, m.Cols], Write);
         }
-        catch
+        writer.Metadata["format"] = "pt";
+        writer.Metadata["quantization"] = QuantizedFolderLayout.FormatName;
+        writer.Write(Path.Combine(temp, QuantizedFolderLayout.WeightsFileName));
+        cancellation.ThrowIfCancellationRequested();
+
+        string tokenizerName = CopyTokenizerFiles(model, tokenizerFiles, temp);
+        var config = new QuantizationConfig
         {
-            try { Directory.Delete(temp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
+            Method = options.Method,
+            Type = type.Name,
+            EmbeddingType = embType.Name,
+            Source = model.SourcePath,
+            SourceFormat = model.SourceFormat,
+            ModelConfig = c,
+            Tokenizer = tokenizerName,
+            StopTokenIds = model.Generation.StopTokenIds,
+            ChatTemplate = model.ChatTemplate,
+            Tensors = entries,
+        };
+        File.WriteAllText(Path.Combine(temp, QuantizedFolderLayout.ConfigFileName), JsonSerializer.Serialize(config, QuantizedFolderLayout.Json));
+        cancellation.ThrowIfCancellationRequested();
+        staged.Commit(QuantizedFolderLayout.IsQuantizedFolder, "a quantized model folder");
+        return new RtnQuantizeResult(output, type.Name, results, sw.Elapsed.TotalSeconds);
     }
 
     private static RtnFormat ResolveRtn(string name) =>
@@ -274,19 +265,4 @@ public static unsafe class RtnQuantizer
         File.WriteAllText(Path.Combine(folder, "config.json"), JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    private static void Replace(string temp, string output)
-    {
-        if (!Directory.Exists(output) && !File.Exists(output))
-        {
-            Directory.Move(temp, output);
-            return;
-        }
-        if (File.Exists(output)) throw new IOException($"{output} exists and is a file, not a model folder");
-        if (!QuantizedFolderLayout.IsQuantizedFolder(output) && Directory.EnumerateFileSystemEntries(output).Any())
-            throw new IOException($"{output} exists and is not a quantized model folder; refusing to replace it");
-        string old = output + $".{Guid.NewGuid():N}.old";
-        Directory.Move(output, old);
-        Directory.Move(temp, output);
-        Directory.Delete(old, recursive: true);
-    }
 }
