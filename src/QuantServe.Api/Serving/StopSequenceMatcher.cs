@@ -28,18 +28,7 @@ public sealed class StopSequenceMatcher
         if (_stops.Length == 0) return Emit(piece);
         _pending.Append(piece);
         string text = _pending.ToString();
-        int cut = -1;
-        foreach (string s in _stops)
-        {
-            int i = text.IndexOf(s, StringComparison.Ordinal);
-            if (i >= 0 && (cut < 0 || i < cut)) cut = i;
-        }
-        if (cut >= 0)
-        {
-            Stopped = true;
-            _pending.Clear();
-            return Emit(text[..cut]);
-        }
+        int cut = FirstStop(text);
         int hold = 0;
         foreach (string s in _stops)
             for (int k = Math.Min(s.Length - 1, text.Length); k > hold; k--)
@@ -48,18 +37,41 @@ public sealed class StopSequenceMatcher
                     hold = k;
                     break;
                 }
+        // A stop found here wins unless a longer one could still complete from an earlier position (the held suffix
+        // starts before the match): the earliest-starting stop decides, as in the whole text.
+        if (cut >= 0 && cut <= text.Length - hold)
+        {
+            Stopped = true;
+            _pending.Clear();
+            return Emit(text[..cut]);
+        }
         _pending.Clear();
         _pending.Append(text, text.Length - hold, hold);
         return Emit(text[..^hold]);
     }
 
-    /// <summary>The held-back text at the end of generation (it turned out not to start a stop sequence).</summary>
+    private int FirstStop(string text)
+    {
+        int cut = -1;
+        foreach (string s in _stops)
+        {
+            int i = text.IndexOf(s, StringComparison.Ordinal);
+            if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+        }
+        return cut;
+    }
+
+    /// <summary>The held-back text at the end of generation, up to a stop sequence it may contain (then <see cref="Stopped"/> is set).</summary>
     public string Flush()
     {
         if (Stopped) return "";
         string rest = _pending.ToString();
         _pending.Clear();
-        return Emit(rest);
+        // Held text may contain a complete stop that waited for a longer, earlier-starting one that never completed.
+        int cut = FirstStop(rest);
+        if (cut < 0) return Emit(rest);
+        Stopped = true;
+        return Emit(rest[..cut]);
     }
 
     private string Emit(string s)

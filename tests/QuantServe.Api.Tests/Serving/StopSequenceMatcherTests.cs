@@ -48,6 +48,26 @@ public sealed class StopSequenceMatcherTests
     }
 
     [Fact]
+    public void Push_ShortStopInsideLongerEarlierStop_WaitsForTheEarlierOne()
+    {
+        // FsCheck's counterexample: "c" matches at 1 while "\ncaa", starting at 0, is still incomplete.
+        var completes = new StopSequenceMatcher(["\ncaa", "b", "c"]);
+        Assert.Equal("", Run(completes, ["\nc", "aa\nc"]));
+        Assert.True(completes.Stopped);
+
+        var breaks = new StopSequenceMatcher(["\ncaa", "c"]);
+        Assert.Equal("", breaks.Push("\nc"));
+        Assert.False(breaks.Stopped);
+        Assert.Equal("\n", breaks.Push("x"));
+        Assert.True(breaks.Stopped);
+
+        var ends = new StopSequenceMatcher(["\ncaa", "c"]);
+        Assert.Equal("", ends.Push("\nc"));
+        Assert.Equal("\n", ends.Flush());
+        Assert.True(ends.Stopped);
+    }
+
+    [Fact]
     public void Push_AnySplitOfText_EqualsWholeTextCutAtFirstStop()
     {
         // Property: however the text is split into pieces, the output is the text up to the first stop occurrence.
