@@ -73,6 +73,23 @@ public class GpuKernelSourceTests
         Assert.NotEqual(0, device.Function("gemvq_q4_k_1"));
     }
 
+    /// <summary>NVRTC needs no GPU: where the library is installed (apt's libnvrtc11.2 on a dev box) every kernel
+    /// is compiled for Hopper and Ampere, so a syntax error is caught before a device call.</summary>
+    [Theory]
+    [InlineData("sm_90")]
+    [InlineData("sm_80")]
+    public void Compile_EmbeddedSourceWithoutADevice_ProducesACubinOrNvrtcIsAbsent(string arch)
+    {
+        var nvrtc = Nvrtc.TryLoad(out var failure);
+        if (nvrtc == null)
+        {
+            Assert.Contains("libnvrtc", failure);
+            return;
+        }
+        var cubin = nvrtc.CompileUncached(GpuKernels.Source(), "test.cu", arch, GpuKernels.CompileOptions);
+        Assert.True(cubin.Length > 10_000);
+    }
+
     [Fact]
     public void Compile_BrokenSource_ThrowsWithTheCompilerLogOrNvrtcIsAbsent()
     {

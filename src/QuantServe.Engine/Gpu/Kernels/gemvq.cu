@@ -46,12 +46,21 @@ extern "C" __global__ void quantize_q8(const float* x, int xs, int cols, i8* q, 
     s[(long long)t * ds + blk] = scale * (float)sum;
 }
 
+// dp4a through inline PTX rather than the __dp4a intrinsic: older NVRTC releases (11.x) declare the intrinsic without a
+// definition when compiling without a device header pass, and the instruction is the same.
+__device__ __forceinline__ int dp4a(int a, int b, int c)
+{
+    int r;
+    asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+}
+
 __device__ __forceinline__ int dot8(const uint4& w0, const uint4& w1, const uint4& x0, const uint4& x1, int acc)
 {
-    acc = __dp4a((int)w0.x, (int)x0.x, acc); acc = __dp4a((int)w0.y, (int)x0.y, acc);
-    acc = __dp4a((int)w0.z, (int)x0.z, acc); acc = __dp4a((int)w0.w, (int)x0.w, acc);
-    acc = __dp4a((int)w1.x, (int)x1.x, acc); acc = __dp4a((int)w1.y, (int)x1.y, acc);
-    acc = __dp4a((int)w1.z, (int)x1.z, acc); acc = __dp4a((int)w1.w, (int)x1.w, acc);
+    acc = dp4a((int)w0.x, (int)x0.x, acc); acc = dp4a((int)w0.y, (int)x0.y, acc);
+    acc = dp4a((int)w0.z, (int)x0.z, acc); acc = dp4a((int)w0.w, (int)x0.w, acc);
+    acc = dp4a((int)w1.x, (int)x1.x, acc); acc = dp4a((int)w1.y, (int)x1.y, acc);
+    acc = dp4a((int)w1.z, (int)x1.z, acc); acc = dp4a((int)w1.w, (int)x1.w, acc);
     return acc;
 }
 
