@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using QuantServe.Engine.Inference;
 using QuantServe.Engine.Models;
 using QuantServe.Engine.Quantization.Calibration;
 using QuantServe.Engine.Tensors;
@@ -50,10 +51,46 @@ public static class AwqModelQuantizer
         var c = model.Config;
         var matrices = new Dictionary<string, AwqMatrix>(StringComparer.Ordinal);
         var choices = new Dictionary<string, AwqGroupChoice>(StringComparer.Ordinal);
+        int stride = Stride(set, options);
+        // Layer by layer, as GPTQ's pipeline: every window's residual stream is kept (N × L × dim floats) and advanced one
+        // layer at a time through the already-quantized layers, so calibrating layer l costs one layer's forward pass
+        // instead of a whole-model pass from the embedding (O(layers) layer passes in all, not O(layers²)).
+        var llama = new LlamaModel(model, set.SequenceLength);
+        var cache = llama.CreateCache(set.SequenceLength);
+        var hidden = new float[set.Samples][];
+        for (int i = 0; i < set.Samples; i++)
+        {
+            hidden[i] = new float[set.SequenceLength * c.Dim];
+            llama.Embed(set.Windows[i], hidden[i]);
+        }
+        var scratch = new float[set.SequenceLength * c.Dim];
         for (int l = 0; l < c.Layers; l++)
-            QuantizeLayer(model, set, l, options, matrices, choices, progress, cancellation);
+        {
+            int layer = l;
+            var capture = new AwqCapture(l, c, stride);
+            llama.Observer = capture;
+            for (int i = 0; i < set.Samples; i++)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                hidden[i].CopyTo(scratch, 0);
+                cache.Clear();
+                llama.ForwardLayer(l, cache, scratch, set.SequenceLength);
+                progress?.Report(new AwqProgress((layer + 0.4 * (i + 1) / set.Samples) / c.Layers, layer, c.Layers, "calibrate"));
+            }
+            llama.Observer = null;
+            QuantizeCaptured(model, capture, l, options, matrices, choices, progress, cancellation);
+            // The next layer sees this layer's quantized output.
+            for (int i = 0; i < set.Samples; i++)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                cache.Clear();
+                llama.ForwardLayer(l, cache, hidden[i], set.SequenceLength);
+            }
+        }
         return new AwqModelResult(matrices, choices, options, sw.Elapsed.TotalSeconds);
     }
+
+    private static int Stride(CalibrationSet set, AwqOptions options) => (int)Math.Max(1, (set.TokenCount + options.MaxTokens - 1) / options.MaxTokens);
 
     /// <summary>
     /// AWQ of layer <paramref name="l"/> alone, in place (the step <see cref="Quantize"/> takes per layer); its matrices
@@ -66,12 +103,21 @@ public static class AwqModelQuantizer
         options.Validate();
         var c = model.Config;
         if (l < 0 || l >= c.Layers) throw new ArgumentOutOfRangeException(nameof(l), l, $"the model has {c.Layers} layers");
-        int stride = (int)Math.Max(1, (set.TokenCount + options.MaxTokens - 1) / options.MaxTokens);
+        int layer = l;
+        var capture = new AwqCapture(l, c, Stride(set, options));
+        CalibrationRunner.Run(model, set, capture,
+            new Progress(f => progress?.Report(new AwqProgress((layer + 0.4 * f) / c.Layers, layer, c.Layers, "calibrate"))), cancellation);
+        QuantizeCaptured(model, capture, l, options, matrices, choices, progress, cancellation);
+    }
+
+    /// <summary>The search, fold and quantization of layer <paramref name="l"/> from its captured input statistics.</summary>
+    private static void QuantizeCaptured(LoadedModel model, AwqCapture capture, int l, AwqOptions options,
+        IDictionary<string, AwqMatrix> matrices, IDictionary<string, AwqGroupChoice> choices,
+        IProgress<AwqProgress>? progress, CancellationToken cancellation)
+    {
+        var c = model.Config;
+        int layer = l;
         {
-            int layer = l;
-            var capture = new AwqCapture(l, c, stride);
-            CalibrationRunner.Run(model, set, capture,
-                new Progress(f => progress?.Report(new AwqProgress((layer + 0.4 * f) / c.Layers, layer, c.Layers, "calibrate"))), cancellation);
             var L = model.Weights.Layers[l];
             WeightMatrix[] src = [L.Wq, L.Wk, L.Wv, L.Wo, L.Gate, L.Up, L.Down];
             var dense = src.Select(Dense).ToArray();

@@ -67,6 +67,31 @@ public class AwqModelQuantizerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Quantize_KeptHiddenStates_MatchWholeModelCalibrationOfEachLayer()
+    {
+        // Quantize advances each window's residual stream one layer at a time; QuantizeLayer re-runs the whole (partly
+        // quantized) model per layer. Both must see the same activations and so choose the same scales and codes.
+        using var kept = ModelLoader.Load(SharedAssets.Stories260K);
+        using var whole = ModelLoader.Load(SharedAssets.Stories260K);
+        var options = new AwqOptions { Grid = 5, ClipGrid = 4, GroupSize = 32 };
+        var set = Calibration(kept, 3, 96);
+        var result = AwqModelQuantizer.Quantize(kept, set, options);
+        var matrices = new Dictionary<string, AwqMatrix>();
+        var choices = new Dictionary<string, AwqGroupChoice>();
+        for (int l = 0; l < whole.Config.Layers; l++) AwqModelQuantizer.QuantizeLayer(whole, set, l, options, matrices, choices);
+        Assert.Equal(7 * whole.Config.Layers, result.Matrices.Count);
+        foreach (var (name, choice) in choices) Assert.Equal(choice.Alpha, result.Choices[name].Alpha);
+        int differing = 0, total = 0;
+        foreach (var (name, m) in matrices)
+        {
+            var k = result.Matrices[name];
+            for (int i = 0; i < m.Q.Length; i++) { total++; if (m.Q[i] != k.Q[i]) differing++; }
+        }
+        output.WriteLine($"{differing} of {total} codes differ");
+        Assert.True(differing <= total / 10_000, $"{differing} of {total} codes differ");
+    }
+
+    [Fact]
     public void QuantizeLayer_RealProse15mLayer_OutputErrorBelowRoundToNearest()
     {
         using var reference = ModelLoader.Load(SharedAssets.Prose15m);
