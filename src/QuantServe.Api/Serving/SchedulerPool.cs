@@ -77,6 +77,9 @@ public sealed class SchedulerPool : IDisposable
         _workers?.Dispose();
     }
 
+    /// <summary>Where <paramref name="model"/> runs: its scheduler's device, else where a scheduler would put it.</summary>
+    public string DeviceOf(LoadedModel model) => Find(model)?.Device ?? _device.Name;
+
     /// <summary>The scheduler already running for <paramref name="model"/>, or null.</summary>
     public BatchScheduler? Find(LoadedModel model)
     {

@@ -48,6 +48,7 @@ public sealed class ServingDevice : IDisposable
                 $"QuantServe:Device={Selection} cannot be used: {e.Message}. Set QuantServe:Device=auto to fall back to the CPU when no GPU is usable, or cpu.", e);
         }
         Name = Backend is null ? "cpu" : Selection.Kind == DeviceKind.Cuda ? Selection.ToString() : "cuda:0";
+        if (MemoryInfo() is { } m) UsedAtStartBytes = m.Total - m.Free;
         Description = Backend?.Description ?? "cpu";
     }
 
@@ -62,6 +63,10 @@ public sealed class ServingDevice : IDisposable
 
     /// <summary><c>cpu</c> or the device with its driver and NVRTC versions.</summary>
     public string Description { get; }
+
+    /// <summary>Device memory in use (by anyone) once the backend had opened its context and loaded its kernels, before any
+    /// model: the baseline against which the driver's view of QuantServe's models is measured. 0 on the CPU.</summary>
+    public long UsedAtStartBytes { get; }
 
     /// <summary>Held for every call into the device.</summary>
     public Lock Gate { get; } = new();
