@@ -54,8 +54,9 @@ public static class VramEstimator
     /// <summary>Tokens per prefill piece assumed for activation memory.</summary>
     public const int PrefillChunk = 512;
 
-    /// <summary>Fixed runtime overhead: 256 MiB.</summary>
-    public const long FixedOverheadBytes = 256L << 20;
+    /// <summary>Fixed runtime overhead: 512 MiB. Measured: opening a CUDA context and loading QuantServe's kernels takes
+    /// 557 MB of device memory on an H100 (driver 580, CUDA 13) before any model (the earlier 256 MiB under-counted it).</summary>
+    public const long FixedOverheadBytes = 512L << 20;
 
     /// <summary>Bytes of one key (or value) row of <paramref name="elements"/> elements in <paramref name="type"/>.</summary>
     public static long KvRowBytes(KvCacheType type, int elements) => type switch

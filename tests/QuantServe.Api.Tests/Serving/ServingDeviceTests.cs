@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Net;
+using Microsoft.Extensions.Logging;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using QuantServe.Api.Serving;
@@ -8,10 +10,27 @@ namespace QuantServe.Api.Tests.Serving;
 
 public sealed class ServingDeviceTests
 {
+    private sealed class LogLines : ILoggerProvider
+    {
+        public ConcurrentQueue<(string Category, string Message)> Lines { get; } = new();
+        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, this);
+        public void Dispose() { }
+
+        private sealed class Logger(string category, LogLines owner) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+            public bool IsEnabled(LogLevel logLevel) => true;
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+                => owner.Lines.Enqueue((category, formatter(state, exception)));
+        }
+    }
+
     [Fact]
     public async Task Start_DeviceAuto_ReportsTheDeviceItChose()
     {
-        await using var factory = new QuantServeFactory();
+        var logs = new LogLines();
+        await using var factory = new QuantServeFactory(new() { ["Logging:LogLevel:QuantServe"] = "Information" },
+            services => services.AddSingleton<ILoggerProvider>(logs));
         using var client = factory.CreateClient();
         await factory.WaitReadyAsync();
         var live = JsonNode.Parse(await client.GetStringAsync("/health/live"))!;
@@ -23,6 +42,9 @@ public sealed class ServingDeviceTests
         Assert.Equal(expected, (string?)ready["device"]);
         Assert.Equal(expected, (string?)model["device"]);
         Assert.False(string.IsNullOrWhiteSpace((string?)live["device_name"]));
+        // One line says what was chosen and, on fallback, why.
+        var line = Assert.Single(logs.Lines, l => l.Category == typeof(ServingDevice).FullName).Message;
+        Assert.StartsWith(GpuFactAttribute.Available ? "Serving device: cuda:0" : "Serving device: cpu (no CUDA", line);
     }
 
     [Fact]
