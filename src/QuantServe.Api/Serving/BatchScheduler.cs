@@ -224,6 +224,15 @@ public sealed class BatchScheduler : IDisposable
                         _options.RetryAfterSeconds));
                     continue;
                 }
+                catch (Exception e)
+                {
+                    // Any other failure to make a cache (a device error) fails this request, never the scheduler thread.
+                    _waiting.Dequeue();
+                    _telemetry.Waiting(-1);
+                    _log.LogError(e, "Could not create a KV cache for a sequence of model {Model}", ModelId);
+                    s.Fail(e);
+                    continue;
+                }
                 _waiting.Dequeue();
                 _telemetry.Waiting(-1);
                 s.Cache = cache;
