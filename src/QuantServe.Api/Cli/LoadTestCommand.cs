@@ -26,12 +26,13 @@ public static class LoadTestCommand
         var warmup = new Option<double?>("--warmup") { Description = "Seconds excluded from the memory comparison (default: a sixth of the duration, at most 10)" };
         var minTokens = new Option<int>("--min-tokens") { Description = "Smallest max_tokens drawn per request", DefaultValueFactory = _ => 8 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Largest max_tokens drawn per request", DefaultValueFactory = _ => 96 };
+        var topK = new Option<int>("--top-k") { Description = "Send top_k N without a seed (sampled on the device by a GPU server); 0 = seeded full-vocabulary sampling", DefaultValueFactory = _ => 0 };
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer token sent with every request" };
         var serverPid = new Option<int?>("--server-pid") { Description = "With --url: the server's process id, to sample its memory" };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON" };
         var command = new Command("load-test", "Load the completions API with concurrent streaming and non-streaming clients; report latency, throughput, errors and memory.")
         {
-            url, model, modelId, clients, duration, streamRatio, warmup, minTokens, maxTokens, apiKey, serverPid, json,
+            url, model, modelId, clients, duration, streamRatio, warmup, minTokens, maxTokens, topK, apiKey, serverPid, json,
         };
         command.SetAction(async (parse, cancel) =>
         {
@@ -77,7 +78,7 @@ public static class LoadTestCommand
                 {
                     Url = address, Model = id, Clients = parse.GetValue(clients), DurationSeconds = seconds,
                     StreamRatio = parse.GetValue(streamRatio), WarmupSeconds = warm, MinTokens = parse.GetValue(minTokens),
-                    MaxTokens = parse.GetValue(maxTokens), ApiKey = parse.GetValue(apiKey), SampleMemory = sample, MemoryProcess = process,
+                    MaxTokens = parse.GetValue(maxTokens), TopK = Math.Max(0, parse.GetValue(topK)), ApiKey = parse.GetValue(apiKey), SampleMemory = sample, MemoryProcess = process,
                 }, cancel);
                 output.Write(parse.GetValue(json) ? report.ToJson() + Environment.NewLine : report.ToMarkdown());
                 return report.Errors == 0 ? 0 : 3;

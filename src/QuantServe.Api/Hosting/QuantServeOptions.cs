@@ -35,6 +35,15 @@ public sealed class QuantServeOptions
     /// <summary>Seconds a refused client is told to wait (Retry-After).</summary>
     public int RetryAfterSeconds { get; set; } = 1;
 
+    /// <summary>Where models run: <c>auto</c> (the first CUDA device when one is usable, else the CPU), <c>cpu</c>, or
+    /// <c>cuda:N</c> (that device; the server does not start when it cannot be opened).</summary>
+    public string Device { get; set; } = "auto";
+
+    /// <summary>Bytes of KV caches one model may hold (running sequences plus idle caches kept for reuse); a sequence that
+    /// does not fit waits for others to finish, or is refused with 503 when none runs. 0 = limited only by the memory of
+    /// the device (or host) itself.</summary>
+    public long KvCacheBudgetBytes { get; set; }
+
     /// <summary>Worker threads for the engine's kernels; 0 = one per core.</summary>
     public int Threads { get; set; }
 

@@ -35,6 +35,7 @@ public static class ServerSetup
         services.AddSingleton<PrometheusScraper>();
         services.AddSingleton<TelemetryProviders>();
         services.AddSingleton<ModelRegistry>();
+        services.AddSingleton<ServingDevice>();
         services.AddSingleton<SchedulerPool>();
         services.AddHostedService<DefaultModelStartup>();
         services.Configure<JobsSettings>(builder.Configuration.GetSection(JobsSettings.Section));
@@ -56,6 +57,9 @@ public static class ServerSetup
         app.Services.GetRequiredService<TelemetryProviders>();
         app.Services.GetRequiredService<QuantServeTelemetry>();
         app.Services.GetRequiredService<QuantizationTelemetry>();
+        // The device is opened (or the CPU chosen, with its log line) before anything is served; a cuda:N that cannot be
+        // opened stops the start here with the reason.
+        app.Services.GetRequiredService<ServingDevice>();
 
         app.UseMiddleware<RequestLoggingMiddleware>();
         app.UseQuantServeAccess();

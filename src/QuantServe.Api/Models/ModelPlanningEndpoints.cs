@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using QuantServe.Api.OpenAi;
 using QuantServe.Api.Quantization;
 using QuantServe.Api.Registry;
+using QuantServe.Api.Serving;
 using QuantServe.Engine.Evaluation;
 
 namespace QuantServe.Api.Models;
@@ -31,7 +32,7 @@ public static class ModelPlanningEndpoints
     {
         var g = app.MapGroup("/models").WithTags("Models");
         g.MapGet("/{id}/vram", Vram).WithName("ModelVram")
-            .WithSummary("Estimated accelerator memory: weights as stored, KV cache, activations, overhead, total, and the GPU sizes it fits.");
+            .WithSummary("Estimated accelerator memory (weights as stored, KV cache, activations, overhead, total, the GPU sizes it fits) and, for a model resident on a GPU, the bytes the backend allocated.");
         g.MapPost("/{id}/plan", Plan).WithName("ModelPlan")
             .WithSummary("The precision that fits a memory budget with the least measured or estimated degradation, and every candidate.");
         return app;
@@ -40,7 +41,7 @@ public static class ModelPlanningEndpoints
     private static ProblemHttpResult Problem(int status, string title, string detail) => TypedResults.Problem(detail: detail, statusCode: status, title: title);
 
     private static async Task<Results<Ok<object>, ProblemHttpResult>> Vram(string id, int? context, int? batch, string? kv_cache_type,
-        ModelRegistry registry, QuantizationTelemetry telemetry, CancellationToken ct)
+        ModelRegistry registry, QuantizationTelemetry telemetry, SchedulerPool schedulers, ServingDevice device, CancellationToken ct)
     {
         if (registry.Find(id) is null) return Problem(404, "Unknown model", $"no model '{id}'");
         if (VramEstimator.ParseKvCacheType(kv_cache_type) is not { } kv) return Problem(400, "Bad kv_cache_type", "kv_cache_type is f16, f32 or q8_0");
@@ -48,12 +49,35 @@ public static class ModelPlanningEndpoints
         int ctx = context ?? lease.Model.Config.ContextLength, b = batch ?? 1;
         if (ctx <= 0 || b <= 0) return Problem(400, "Bad parameters", "context and batch must be positive");
         var v = VramEstimator.Estimate(lease.Model, ctx, b, kv);
-        telemetry.RecordVram(id, lease.Model.Precision, v);
+        // The resident backend's caches are F32 whatever the estimate's type; the comparison uses its own cache size.
+        var scheduler = schedulers.Find(lease.Model);
+        object? resident = null;
+        if (scheduler is { ResidentBytes: > 0 } && device.MemoryInfo() is { } memory)
+        {
+            long perSequence = scheduler.CacheBytesFor(Math.Min(ctx, scheduler.Context));
+            long kvBytes = perSequence * b;
+            telemetry.RecordVram(id, lease.Model.Precision, v, scheduler.Device, scheduler.ResidentBytes, kvBytes);
+            resident = new
+            {
+                device = scheduler.Device, device_name = device.Description,
+                model_bytes = scheduler.ResidentBytes, kv_cache_bytes = kvBytes, kv_cache_bytes_per_sequence = perSequence,
+                kv_cache_type = "f32", total_bytes = scheduler.ResidentBytes + kvBytes,
+                context = Math.Min(ctx, scheduler.Context),
+                live_kv_cache_bytes = scheduler.CacheBytes, live_sequences = scheduler.Running,
+                device_free_bytes = memory.Free, device_total_bytes = memory.Total,
+                // What the driver reports in use beyond the baseline after the backend opened: every model and cache of
+                // the process including the pool's size-class rounding and cached free blocks.
+                device_used_since_start_bytes = memory.Total - memory.Free - device.UsedAtStartBytes,
+                device_used_at_start_bytes = device.UsedAtStartBytes,
+            };
+        }
+        else telemetry.RecordVram(id, lease.Model.Precision, v, schedulers.DeviceOf(lease.Model));
         return TypedResults.Ok((object)new
         {
-            model = id, precision = lease.Model.Precision, weights_bytes = v.WeightsBytes, kv_cache_bytes = v.KvCacheBytes,
+            model = id, precision = lease.Model.Precision, device = schedulers.DeviceOf(lease.Model), weights_bytes = v.WeightsBytes, kv_cache_bytes = v.KvCacheBytes,
             activations_bytes = v.ActivationsBytes, overhead_bytes = v.OverheadBytes, total_bytes = v.TotalBytes,
             context = v.Context, batch = v.Batch, kv_cache_type = v.KvCacheType.ToString().ToLowerInvariant(), fits_gb = v.Fits,
+            resident,
         });
     }
 

@@ -42,6 +42,10 @@ public sealed class OpenAiException(int status, OpenAiError error, int? retryAft
     public static OpenAiException ModelNotFound(string model)
         => new(404, new OpenAiError($"The model '{model}' does not exist or you do not have access to it.", "invalid_request_error", "model", "model_not_found"));
 
+    /// <summary>503 with Retry-After: the server lacks a resource (device memory) for the request right now.</summary>
+    public static OpenAiException Unavailable(string message, int retryAfterSeconds)
+        => new(503, new OpenAiError(message, "server_error", null, "insufficient_device_memory"), retryAfterSeconds);
+
     /// <summary>429 with Retry-After.</summary>
     public static OpenAiException Overloaded(string message, int retryAfterSeconds)
         => new(429, new OpenAiError(message, "rate_limit_error", null, "server_overloaded"), retryAfterSeconds);

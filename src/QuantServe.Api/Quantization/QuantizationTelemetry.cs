@@ -14,7 +14,7 @@ public sealed class QuantizationTelemetry : IDisposable
     private readonly Meter _meter;
     private readonly Histogram<double> _ppl, _kld, _top1, _degradation, _duration;
     private readonly object _gate = new();
-    private readonly Dictionary<(string Model, string Precision, string Component), long> _vram = new();
+    private readonly Dictionary<(string Model, string Precision, string Component, string? Device), long> _vram = new();
 
     /// <summary>Creates the instruments; <paramref name="queue"/>'s depth is observed for the queue gauge.</summary>
     public QuantizationTelemetry(JobQueue queue)
@@ -58,26 +58,40 @@ public sealed class QuantizationTelemetry : IDisposable
     public void RecordDuration(string method, string status, double seconds)
         => _duration.Record(seconds, new TagList { { "method", method }, { "status", status } });
 
-    /// <summary>Publishes a model's VRAM estimate (weights, kv_cache, activations, overhead, total).</summary>
-    public void RecordVram(string model, string precision, VramEstimate v)
+    /// <summary>Publishes a model's VRAM estimate (weights, kv_cache, activations, overhead, total) and, for a model
+    /// resident on <paramref name="device"/>, what the backend allocated (<c>resident_model</c>: weights, tables and
+    /// scratch; <c>resident_kv_cache</c>: the caches of the estimate's batch and context; <c>resident_total</c>). Series
+    /// carry a <c>device</c> tag when <paramref name="device"/> is given.</summary>
+    public void RecordVram(string model, string precision, VramEstimate v, string? device = null, long? residentModelBytes = null, long? residentKvBytes = null)
     {
         lock (_gate)
         {
-            _vram[(model, precision, "weights")] = v.WeightsBytes;
-            _vram[(model, precision, "kv_cache")] = v.KvCacheBytes;
-            _vram[(model, precision, "activations")] = v.ActivationsBytes;
-            _vram[(model, precision, "overhead")] = v.OverheadBytes;
-            _vram[(model, precision, "total")] = v.TotalBytes;
+            _vram[(model, precision, "weights", device)] = v.WeightsBytes;
+            _vram[(model, precision, "kv_cache", device)] = v.KvCacheBytes;
+            _vram[(model, precision, "activations", device)] = v.ActivationsBytes;
+            _vram[(model, precision, "overhead", device)] = v.OverheadBytes;
+            _vram[(model, precision, "total", device)] = v.TotalBytes;
+            if (residentModelBytes is { } m && residentKvBytes is { } kv)
+            {
+                _vram[(model, precision, "resident_model", device)] = m;
+                _vram[(model, precision, "resident_kv_cache", device)] = kv;
+                _vram[(model, precision, "resident_total", device)] = m + kv;
+            }
         }
     }
 
     private IEnumerable<Measurement<long>> ObserveVram()
     {
         lock (_gate)
-            return _vram.Select(kv => new Measurement<long>(kv.Value,
-                new KeyValuePair<string, object?>("model", kv.Key.Model),
-                new KeyValuePair<string, object?>("precision", kv.Key.Precision),
-                new KeyValuePair<string, object?>("component", kv.Key.Component))).ToList();
+            return _vram.Select(kv =>
+            {
+                var tags = new TagList
+                {
+                    { "model", kv.Key.Model }, { "precision", kv.Key.Precision }, { "component", kv.Key.Component },
+                };
+                if (kv.Key.Device is { } d) tags.Add("device", d);
+                return new Measurement<long>(kv.Value, tags);
+            }).ToList();
     }
 
     /// <inheritdoc />

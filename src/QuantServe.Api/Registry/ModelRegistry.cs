@@ -31,6 +31,10 @@ public sealed class ModelRegistry : IDisposable
         Rescan();
     }
 
+    /// <summary>Raised (outside the registry's lock, on the loading thread) when a model's weights have loaded, before the
+    /// model is handed to requests; a handler that throws fails the load. The serving device uploads the model here.</summary>
+    public event Action<string, LoadedModel>? Loaded;
+
     /// <summary>Raised (under the registry's lock) just before a model's weights are released.</summary>
     public event Action<LoadedModel>? Unloading;
 
@@ -107,6 +111,16 @@ public sealed class ModelRegistry : IDisposable
         try
         {
             model = ModelLoader.Load(entry.Path);
+            try
+            {
+                Loaded?.Invoke(entry.Id, model);
+            }
+            catch
+            {
+                Unloading?.Invoke(model);
+                model.Dispose();
+                throw;
+            }
         }
         catch (Exception e)
         {

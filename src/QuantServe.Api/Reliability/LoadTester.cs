@@ -25,6 +25,9 @@ public sealed record LoadTestOptions
     public int MinTokens { get; init; } = 8;
     /// <summary>Largest max_tokens drawn per request.</summary>
     public int MaxTokens { get; init; } = 96;
+    /// <summary>When positive, requests send <c>top_k</c> and no seed: plain top-k sampling, which a GPU server samples on
+    /// the device; 0 (default): seeded sampling over the whole vocabulary (the host sampler everywhere).</summary>
+    public int TopK { get; init; }
     /// <summary>Bearer token for servers with API keys.</summary>
     public string? ApiKey { get; init; }
     /// <summary>Longest a single request may take before it counts as a timeout.</summary>
@@ -168,8 +171,9 @@ public static class LoadTester
             ["prompt"] = Prompts[random.Next(Prompts.Length)],
             ["max_tokens"] = random.Next(o.MinTokens, o.MaxTokens + 1),
             ["temperature"] = 0.8,
-            ["seed"] = random.Next(),
         };
+        if (o.TopK > 0) body["top_k"] = o.TopK;
+        else body["seed"] = random.Next();
         if (stream)
         {
             body["stream"] = true;

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using QuantServe.Api.OpenAi;
 using QuantServe.Api.Telemetry;
@@ -11,14 +12,14 @@ namespace QuantServe.Api.Serving;
 /// Continuous batching for one model. Requests wait in a bounded queue; between decode steps waiting sequences join the
 /// running batch (up to MaxBatch), each with its own KV cache. Every step is ONE forward over all running sequences:
 /// new sequences contribute their whole prompt as a chunk, the others their last token, so the weights are read once
-/// per step for the whole batch. Finished or cancelled sequences leave the batch immediately.
+/// per step for the whole batch. Finished or cancelled sequences leave the batch immediately. The model runs in an
+/// <see cref="IBatchEngine"/> (the CPU, or a device where greedy and top-k picks are sampled without reading logits back).
+/// A sequence whose cache does not fit the engine's memory (or <see cref="SchedulerOptions.KvCacheBudgetBytes"/>) waits
+/// while others run and free theirs, and is refused with a 503 when nothing runs.
 /// </summary>
 public sealed class BatchScheduler : IDisposable
 {
-    // One forward at a time in the process: the kernels' worker pool is shared by every model.
-    private static readonly Lock ForwardGate = new();
-
-    private readonly LlamaModel _model;
+    private readonly IBatchEngine _engine;
     private readonly LoadedModel _source;
     private readonly SchedulerOptions _options;
     private readonly QuantServeTelemetry _telemetry;
@@ -26,29 +27,54 @@ public sealed class BatchScheduler : IDisposable
     private readonly Lock _gate = new();
     private readonly Queue<Sequence> _waiting = new();
     private readonly List<Sequence> _running = [];
-    private readonly List<KvCache> _freeCaches = [];
+    private readonly List<IEngineCache> _freeCaches = [];
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
     private readonly float[] _logits;
+    private readonly int[] _tokens;
     private readonly int _capacity;
     private int _runningCount;
     private long _generatedTokens;
+    private long _cacheBytes;
+    private long _cacheBytesInUse;
 
-    /// <summary>Starts the scheduler thread for <paramref name="model"/>.</summary>
+    /// <summary>Starts the scheduler thread for <paramref name="model"/> on the CPU.</summary>
     public BatchScheduler(LoadedModel model, string modelId, SchedulerOptions options, QuantServeTelemetry telemetry, ILogger log, WorkerPool? workers = null)
+        : this(model, new CpuBatchEngine(model, options.MaxBatchTokens, workers), modelId, options, telemetry, log)
+    {
+    }
+
+    /// <summary>Starts the scheduler thread for <paramref name="model"/> running in <paramref name="engine"/> (owned: disposed with the scheduler).</summary>
+    public BatchScheduler(LoadedModel model, IBatchEngine engine, string modelId, SchedulerOptions options, QuantServeTelemetry telemetry, ILogger log)
     {
         _source = model;
+        _engine = engine;
         _options = options;
         _telemetry = telemetry;
         _log = log;
         ModelId = modelId;
-        _model = new LlamaModel(model, options.MaxBatchTokens, workers);
         _capacity = Math.Min(options.MaxContext, model.Config.ContextLength);
         _logits = GC.AllocateUninitializedArray<float>(checked(options.MaxBatch * model.Config.VocabSize));
+        _tokens = new int[options.MaxBatch];
         _thread = new Thread(Run) { IsBackground = true, Name = $"quantserve-batch-{modelId}" };
         _thread.Start();
     }
+
+    /// <summary>Where the model runs (<see cref="IBatchEngine.Device"/>).</summary>
+    public string Device => _engine.Device;
+
+    /// <summary>Bytes the engine holds for the model on its device (0 on the CPU).</summary>
+    public long ResidentBytes => _engine.ResidentBytes;
+
+    /// <summary>Bytes of KV caches held now: running sequences' and idle ones kept for reuse.</summary>
+    public long CacheBytes => Interlocked.Read(ref _cacheBytes);
+
+    /// <summary>Bytes of KV caches of running sequences.</summary>
+    public long CacheBytesInUse => Interlocked.Read(ref _cacheBytesInUse);
+
+    /// <summary>Bytes one sequence's cache of <paramref name="positions"/> positions takes in this engine.</summary>
+    public long CacheBytesFor(int positions) => _engine.CacheBytes(positions);
 
     /// <summary>The model's id.</summary>
     public string ModelId { get; }
@@ -129,7 +155,8 @@ public sealed class BatchScheduler : IDisposable
 
     private void Run()
     {
-        var chunks = new List<SequenceChunk>(_options.MaxBatch);
+        var chunks = new List<EngineChunk>(_options.MaxBatch);
+        var picks = new List<TokenPick>(_options.MaxBatch);
         var stepping = new List<Sequence>(_options.MaxBatch);
         while (!_stop.IsCancellationRequested)
         {
@@ -141,7 +168,7 @@ public sealed class BatchScheduler : IDisposable
             }
             try
             {
-                Step(chunks, stepping);
+                Step(chunks, picks, stepping);
             }
             catch (Exception e)
             {
@@ -157,7 +184,13 @@ public sealed class BatchScheduler : IDisposable
         }
         foreach (var s in _running) s.Fail(new ObjectDisposedException(nameof(BatchScheduler), "the model was unloaded"));
         _telemetry.Running(-_running.Count);
+        foreach (var s in _running)
+            if (s.Cache is { } cache) cache.Dispose();
         _running.Clear();
+        foreach (var cache in _freeCaches) cache.Dispose();
+        _freeCaches.Clear();
+        Interlocked.Exchange(ref _cacheBytes, 0);
+        Interlocked.Exchange(ref _cacheBytesInUse, 0);
     }
 
     private void Admit()
@@ -166,15 +199,45 @@ public sealed class BatchScheduler : IDisposable
         {
             while (_running.Count < _options.MaxBatch && _waiting.Count > 0)
             {
-                var s = _waiting.Dequeue();
-                _telemetry.Waiting(-1);
+                var s = _waiting.Peek();
                 if (s.Cancelled)
                 {
+                    _waiting.Dequeue();
+                    _telemetry.Waiting(-1);
                     s.Abandon();
                     continue;
                 }
-                s.Cache = TakeCache(s.Request);
-                s.Cache.Clear();
+                IEngineCache cache;
+                try
+                {
+                    cache = TakeCache(s.Request);
+                }
+                catch (EngineMemoryException e)
+                {
+                    // Running sequences will free their caches: the head of the queue waits for them.
+                    if (_running.Count > 0) break;
+                    _waiting.Dequeue();
+                    _telemetry.Waiting(-1);
+                    _log.LogWarning("Refusing a sequence of model {Model}: {Problem}", ModelId, e.Message);
+                    s.Fail(OpenAiException.Unavailable(
+                        $"Not enough memory on {_engine.Device} for this request's KV cache: {e.Message}. Retry later, or ask for fewer tokens.",
+                        _options.RetryAfterSeconds));
+                    continue;
+                }
+                catch (Exception e)
+                {
+                    // Any other failure to make a cache (a device error) fails this request, never the scheduler thread.
+                    _waiting.Dequeue();
+                    _telemetry.Waiting(-1);
+                    _log.LogError(e, "Could not create a KV cache for a sequence of model {Model}", ModelId);
+                    s.Fail(e);
+                    continue;
+                }
+                _waiting.Dequeue();
+                _telemetry.Waiting(-1);
+                s.Cache = cache;
+                cache.Clear();
+                Interlocked.Add(ref _cacheBytesInUse, cache.Bytes);
                 _running.Add(s);
                 Volatile.Write(ref _runningCount, _running.Count);
                 _telemetry.Running(1);
@@ -184,8 +247,9 @@ public sealed class BatchScheduler : IDisposable
 
     /// <summary>A cache big enough for the request: prompt + max_tokens positions (the whole context when the request
     /// sets no limit). Caches are F32 and preallocated, so sizing them by need keeps a batch of short requests on a
-    /// long-context model from reserving MaxBatch full contexts.</summary>
-    private KvCache TakeCache(GenerationRequest request)
+    /// long-context model from reserving MaxBatch full contexts. Idle caches are released first when the budget or the
+    /// engine's memory is short.</summary>
+    private IEngineCache TakeCache(GenerationRequest request)
     {
         long want = request.MaxTokens is { } m ? (long)request.Prompt.Length + Math.Max(m, 1) : _capacity;
         int needed = (int)Math.Min(_capacity, want);
@@ -198,11 +262,37 @@ public sealed class BatchScheduler : IDisposable
             _freeCaches.RemoveAt(best);
             return cache;
         }
-        // Round up so similar requests can share caches later.
-        return _model.CreateCache(Math.Min(_capacity, (needed + 255) / 256 * 256));
+        // Round up so similar requests can share caches later (not beyond the budget, which may allow the exact size).
+        int capacity = Math.Min(_capacity, (needed + 255) / 256 * 256);
+        long budget = _options.KvCacheBudgetBytes;
+        if (budget > 0 && CacheBytes + _engine.CacheBytes(capacity) > budget) capacity = needed;
+        long bytes = _engine.CacheBytes(capacity);
+        while (budget > 0 && CacheBytes + bytes > budget && _freeCaches.Count > 0) DropFreeCache(0);
+        if (budget > 0 && CacheBytes + bytes > budget)
+            throw new EngineMemoryException($"{needed} positions need {bytes:N0} bytes of KV cache; {CacheBytes:N0} of the {budget:N0}-byte budget (QuantServe:KvCacheBudgetBytes) are held by running sequences");
+        IEngineCache created;
+        try
+        {
+            created = _engine.CreateCache(capacity);
+        }
+        catch (EngineMemoryException) when (_freeCaches.Count > 0)
+        {
+            while (_freeCaches.Count > 0) DropFreeCache(0);
+            created = _engine.CreateCache(capacity);
+        }
+        Interlocked.Add(ref _cacheBytes, created.Bytes);
+        return created;
     }
 
-    private void ReturnCache(KvCache cache)
+    private void DropFreeCache(int index)
+    {
+        var cache = _freeCaches[index];
+        _freeCaches.RemoveAt(index);
+        Interlocked.Add(ref _cacheBytes, -cache.Bytes);
+        cache.Dispose();
+    }
+
+    private void ReturnCache(IEngineCache cache)
     {
         _freeCaches.Add(cache);
         // Keep at most MaxBatch idle caches, the largest ones (they fit every request).
@@ -211,13 +301,14 @@ public sealed class BatchScheduler : IDisposable
             int smallest = 0;
             for (int i = 1; i < _freeCaches.Count; i++)
                 if (_freeCaches[i].Capacity < _freeCaches[smallest].Capacity) smallest = i;
-            _freeCaches.RemoveAt(smallest);
+            DropFreeCache(smallest);
         }
     }
 
-    private void Step(List<SequenceChunk> chunks, List<Sequence> stepping)
+    private void Step(List<EngineChunk> chunks, List<TokenPick> picks, List<Sequence> stepping)
     {
         chunks.Clear();
+        picks.Clear();
         stepping.Clear();
         foreach (var s in _running)
         {
@@ -236,18 +327,22 @@ public sealed class BatchScheduler : IDisposable
             }
             if (!s.Prefilled)
             {
-                chunks.Add(new SequenceChunk(s.Cache!, s.Request.Prompt));
+                chunks.Add(new EngineChunk(s.Cache!, s.Request.Prompt));
                 s.Prefilled = true;
             }
-            else chunks.Add(new SequenceChunk(s.Cache!, new[] { s.LastToken }));
+            else chunks.Add(new EngineChunk(s.Cache!, new[] { s.LastToken }));
+            picks.Add(_engine.SamplesOnEngine ? s.NextPick() : TokenPick.Logits);
             stepping.Add(s);
         }
         if (chunks.Count == 0) return;
         int vocab = _source.Config.VocabSize;
-        lock (ForwardGate)
-            _model.Forward(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(chunks), _logits.AsSpan(0, chunks.Count * vocab));
+        _engine.Step(CollectionsMarshal.AsSpan(chunks), CollectionsMarshal.AsSpan(picks), _logits, _tokens);
         for (int i = 0; i < stepping.Count; i++)
-            if (!stepping[i].Finished) stepping[i].Step(_logits.AsSpan(i * vocab, vocab));
+        {
+            if (stepping[i].Finished) continue;
+            if (picks[i].Kind == PickKind.Logits) stepping[i].Step(_logits.AsSpan(i * vocab, vocab));
+            else stepping[i].Accept(_tokens[i]);
+        }
         Interlocked.Add(ref _generatedTokens, stepping.Count);
     }
 
@@ -257,7 +352,7 @@ public sealed class BatchScheduler : IDisposable
     {
         var prompt = s.Request.Prompt;
         int vocab = _source.Config.VocabSize;
-        int piece = Math.Max(1, Math.Min(_options.MaxBatchTokens, 256));
+        int piece = _engine.MaxPiece;
         var buffer = new float[piece * vocab];
         var logprobs = new float[prompt.Length];
         var tops = new TokenLogprob[prompt.Length][];
@@ -267,8 +362,7 @@ public sealed class BatchScheduler : IDisposable
         for (int start = 0; start < prompt.Length; start += piece)
         {
             int count = Math.Min(piece, prompt.Length - start);
-            lock (ForwardGate)
-                _model.Forward([new SequenceChunk(s.Cache!, prompt.AsMemory(start, count), start)], buffer.AsSpan(0, count * vocab), logitsForAllPositions: true);
+            _engine.ForwardAll(s.Cache!, prompt.AsMemory(start, count), buffer.AsSpan(0, count * vocab));
             for (int j = 0; j < count; j++)
             {
                 int position = start + j;
@@ -311,7 +405,11 @@ public sealed class BatchScheduler : IDisposable
             _running.RemoveAt(i);
             Volatile.Write(ref _runningCount, _running.Count);
             _telemetry.Running(-1);
-            if (s.Cache is { } cache) ReturnCache(cache);
+            if (s.Cache is { } cache)
+            {
+                Interlocked.Add(ref _cacheBytesInUse, -cache.Bytes);
+                ReturnCache(cache);
+            }
             s.Cache = null;
         }
     }
@@ -320,7 +418,9 @@ public sealed class BatchScheduler : IDisposable
     public void Dispose()
     {
         lock (_gate) _stop.Cancel();
-        _thread.Join(TimeSpan.FromSeconds(30));
+        // The engine is released only once its thread has stopped using it; a step stuck past the bound leaks it rather than freeing memory under a running kernel.
+        if (_thread.Join(TimeSpan.FromSeconds(30))) _engine.Dispose();
+        else _log.LogWarning("The batch thread of model {Model} did not stop within 30 s; its engine is not released", ModelId);
         _wake.Dispose();
         _stop.Dispose();
     }

@@ -6,4 +6,5 @@ namespace QuantServe.Api.Serving;
 /// <param name="MaxQueue">Sequences allowed to wait; beyond it submissions are refused (429).</param>
 /// <param name="MaxBatchTokens">Tokens per forward piece (prompt processing is cut into pieces of this size).</param>
 /// <param name="RetryAfterSeconds">Retry-After for refused submissions.</param>
-public sealed record SchedulerOptions(int MaxBatch, int MaxContext, int MaxQueue, int MaxBatchTokens, int RetryAfterSeconds);
+/// <param name="KvCacheBudgetBytes">Most bytes of KV caches (running and idle) the model may hold; 0 = no limit beyond the engine's memory.</param>
+public sealed record SchedulerOptions(int MaxBatch, int MaxContext, int MaxQueue, int MaxBatchTokens, int RetryAfterSeconds, long KvCacheBudgetBytes = 0);

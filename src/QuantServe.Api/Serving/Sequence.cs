@@ -24,6 +24,8 @@ internal sealed class Sequence
     private readonly StringBuilder _piece = new();
     private readonly long _submitted = Stopwatch.GetTimestamp();
     private readonly JsonConstraint? _json;
+    private readonly PickKind? _engineKind;
+    private Xoshiro256 _uniforms;
     private Utf8StreamDecoder? _decoder;
     private double? _firstTokenSeconds;
     private int _generated;
@@ -40,6 +42,8 @@ internal sealed class Sequence
         _history = new List<int>(Math.Min(capacity, request.Prompt.Length + (request.MaxTokens ?? 256)));
         _history.AddRange(request.Prompt);
         if (request.JsonObject) _json = new JsonConstraint(model.Tokenizer, _stopTokens, request.Prompt[^1]);
+        _engineKind = TokenPick.EngineKind(request.Sampling, request.JsonObject);
+        if (_engineKind == PickKind.TopK) _uniforms = new Xoshiro256((ulong)Random.Shared.NextInt64());
     }
 
     public GenerationRequest Request { get; }
@@ -50,7 +54,21 @@ internal sealed class Sequence
     public ChannelReader<GenerationEvent> Events => _events.Reader;
 
     /// <summary>The sequence's cache while it is in the batch.</summary>
-    public KvCache? Cache { get; set; }
+    public IEngineCache? Cache { get; set; }
+
+    /// <summary>How the next token is chosen on an engine that samples (<see cref="IBatchEngine.SamplesOnEngine"/>):
+    /// greedy, top-k with this sequence's next uniform draw, or — when the request needs the host sampler — logits.</summary>
+    public TokenPick NextPick()
+    {
+        var o = Request.Sampling;
+        return _engineKind switch
+        {
+            PickKind.Greedy => TokenPick.Greedy,
+            // A float cast can round a double just below 1 up to 1; the device's draw needs [0, 1).
+            PickKind.TopK => new TokenPick(PickKind.TopK, o.TopK, o.Temperature, Math.Min((float)_uniforms.NextDouble(), 0.99999994f)),
+            _ => TokenPick.Logits,
+        };
+    }
 
     /// <summary>Whether the prompt has been processed.</summary>
     public bool Prefilled { get; set; }
@@ -85,13 +103,25 @@ internal sealed class Sequence
             }
         }
         int token = _sampler.Sample(logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_history));
-        _history.Add(token);
-        _generated++;
-        _firstTokenSeconds ??= Stopwatch.GetElapsedTime(_submitted).TotalSeconds;
-
         bool wantLogprobs = Request.Sampling.Logprobs || Request.Sampling.TopLogprobs > 0;
         float logprob = wantLogprobs ? _sampler.LastLogprob : float.NaN;
         TokenLogprob[]? top = Request.Sampling.TopLogprobs > 0 ? _sampler.LastTopLogprobs.ToArray() : wantLogprobs ? [] : null;
+        Emit(token, logprob, top);
+    }
+
+    /// <summary>Reports <paramref name="token"/>, chosen by the engine for a pick from <see cref="NextPick"/> (no
+    /// logprobs, no JSON constraint: such requests always pick on the host).</summary>
+    public void Accept(int token)
+    {
+        _decoder ??= new Utf8StreamDecoder(_model.Tokenizer, Request.Prompt[^1]);
+        Emit(token, float.NaN, null);
+    }
+
+    private void Emit(int token, float logprob, TokenLogprob[]? top)
+    {
+        _history.Add(token);
+        _generated++;
+        _firstTokenSeconds ??= Stopwatch.GetElapsedTime(_submitted).TotalSeconds;
 
         if (_stopTokens.Contains(token))
         {
@@ -103,7 +133,7 @@ internal sealed class Sequence
 
         _json?.Accept(token);
         _piece.Clear();
-        _decoder.Append(token, _piece);
+        _decoder!.Append(token, _piece);
         string raw = _piece.ToString();
         string released = _stops.Push(raw);
         _events.Writer.TryWrite(new TokenGenerated(token, raw, released, logprob, top));

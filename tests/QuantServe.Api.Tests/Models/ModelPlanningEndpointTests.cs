@@ -38,6 +38,10 @@ public sealed class ModelPlanningEndpointTests : IAsyncLifetime
         long total = (long)v["weights_bytes"]! + (long)v["kv_cache_bytes"]! + (long)v["activations_bytes"]! + (long)v["overhead_bytes"]!;
         Assert.Equal(total, (long)v["total_bytes"]!);
         Assert.Equal([8, 12, 16, 24, 40, 48, 80, 141], v["fits_gb"]!.AsArray().Select(x => (int)x!).ToArray());
+        // Where it runs; resident bytes are reported only for a model on a GPU (this host has none in CI).
+        string device = (string)v["device"]!;
+        Assert.Equal(device == "cpu", v["resident"] is null);
+        Assert.Contains($"quantserve_model_vram_bytes{{component=\"total\",device=\"{device}\",model=\"prose-15m-f16\"", await _host.Client.GetStringAsync("/metrics"));
 
         var q8 = JsonNode.Parse(await _host.Client.GetStringAsync("/models/prose-15m-f16/vram?context=256&batch=2&kv_cache_type=q8_0"))!;
         // q8_0 rows of 128 elements: 4 blocks × 34 bytes.

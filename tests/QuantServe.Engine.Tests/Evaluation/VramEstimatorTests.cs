@@ -20,11 +20,25 @@ public sealed class VramEstimatorTests
         var v = VramEstimator.Estimate(model, context: 512, batch: 3, KvCacheType.F32);
         Assert.Equal(weights, v.WeightsBytes);
         Assert.Equal(2L * 5 * 4 * 8 * 512 * 3 * 4, v.KvCacheBytes);
-        // chunk = min(512, 512); per token: dim 64 + qdim 64 + 2·kvdim 64 + 2·hidden 344 + vocab 512 = 1048.
-        Assert.Equal(4L * (3 * 512 * 1048 + 3L * 8 * 512 * 512), v.ActivationsBytes);
+        // chunk = min(3 × 512, 512), shared by the batch; per token: 3·dim 192 + 2·qdim 128 + 2·kvdim 64 + 2·hidden 344 + vocab 512 = 1240.
+        Assert.Equal(4L * 512 * 1240, v.ActivationsBytes);
         Assert.Equal(VramEstimator.FixedOverheadBytes + (weights + v.KvCacheBytes + v.ActivationsBytes) / 20, v.OverheadBytes);
         Assert.Equal(v.WeightsBytes + v.KvCacheBytes + v.ActivationsBytes + v.OverheadBytes, v.TotalBytes);
         Assert.Equal(VramEstimator.GpuSizesGb, v.Fits);
+    }
+
+    [Fact]
+    public void Estimate_LargerBatch_OnlyKvCacheAndOverheadGrow()
+    {
+        // One forward piece serves the whole batch: scratch stops growing once batch × context reaches the piece size.
+        var config = new ModelConfig { Dim = 2048, HiddenDim = 5632, Layers = 22, Heads = 32, KvHeads = 4, HeadDim = 64, VocabSize = 32000, ContextLength = 2048 };
+        var b1 = VramEstimator.Estimate(config, 630_000_000, 512, 1, KvCacheType.F32);
+        var b16 = VramEstimator.Estimate(config, 630_000_000, 512, 16, KvCacheType.F32);
+        Assert.Equal(b1.ActivationsBytes, b16.ActivationsBytes);
+        Assert.Equal(16 * b1.KvCacheBytes, b16.KvCacheBytes);
+        Assert.Equal(b16.KvCacheBytes - b1.KvCacheBytes + (b16.OverheadBytes - b1.OverheadBytes), b16.TotalBytes - b1.TotalBytes);
+        var shortContext = VramEstimator.Estimate(config, 630_000_000, 32, 1, KvCacheType.F32);
+        Assert.Equal(b1.ActivationsBytes / 16, shortContext.ActivationsBytes);
     }
 
     [Fact]

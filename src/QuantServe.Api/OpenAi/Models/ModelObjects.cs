@@ -16,6 +16,7 @@ public sealed record ModelList(string Object, IReadOnlyList<ModelObject> Data);
 /// <param name="Bytes">Weight bytes when loaded, else bytes on disk.</param>
 /// <param name="ContextLength">Trained context length; null until loaded.</param>
 /// <param name="Loaded">Whether the weights are in memory now.</param>
+/// <param name="Device">Where the loaded model runs (<c>cpu</c> or <c>cuda:N</c>); null until loaded.</param>
 public sealed record ModelObject(
     string Id,
     string Object,
@@ -26,4 +27,5 @@ public sealed record ModelObject(
     long? Parameters,
     long Bytes,
     int? ContextLength,
-    bool Loaded);
+    bool Loaded,
+    string? Device = null);

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using QuantServe.Api.Registry;
+using QuantServe.Api.Serving;
 
 namespace QuantServe.Api.OpenAi.Models;
 
@@ -21,17 +22,19 @@ public static class ModelsEndpoints
         return app;
     }
 
-    private static Ok<ModelList> List(ModelRegistry registry)
-        => TypedResults.Ok(new ModelList("list", registry.List().Select(Describe).ToList()));
+    private static Ok<ModelList> List(ModelRegistry registry, SchedulerPool schedulers)
+        => TypedResults.Ok(new ModelList("list", registry.List().Select(e => Describe(e, schedulers)).ToList()));
 
-    private static Ok<ModelObject> Get(string id, ModelRegistry registry)
-        => TypedResults.Ok(Describe(registry.Find(id) ?? throw OpenAiException.ModelNotFound(id)));
+    private static Ok<ModelObject> Get(string id, ModelRegistry registry, SchedulerPool schedulers)
+        => TypedResults.Ok(Describe(registry.Find(id) ?? throw OpenAiException.ModelNotFound(id), schedulers));
 
-    /// <summary>The OpenAI model object of <paramref name="e"/>, with QuantServe's metadata.</summary>
-    public static ModelObject Describe(ModelEntry e)
+    /// <summary>The OpenAI model object of <paramref name="e"/>, with QuantServe's metadata and, when it is loaded, the
+    /// device it runs on.</summary>
+    public static ModelObject Describe(ModelEntry e, SchedulerPool schedulers)
     {
         var m = e.Model;
         return new ModelObject(e.Id, "model", e.Created.ToUnixTimeSeconds(), "quantserve", m?.SourceFormat ?? e.Format,
-            m?.Precision, m?.ParameterCount, m?.WeightBytes ?? e.FileBytes, m?.Config.ContextLength, m is not null);
+            m?.Precision, m?.ParameterCount, m?.WeightBytes ?? e.FileBytes, m?.Config.ContextLength, m is not null,
+            m is null ? null : schedulers.DeviceOf(m));
     }
 }

@@ -1,0 +1,31 @@
+using QuantServe.Engine.Gpu.Cuda;
+
+namespace QuantServe.Api.Tests.TestSupport;
+
+/// <summary>
+/// A fact that needs a CUDA device and NVRTC; without one (CI) it is reported as skipped with the loader's reason
+/// (xunit 2 decides skips when the attribute is constructed).
+/// </summary>
+public sealed class GpuFactAttribute : FactAttribute
+{
+    private static readonly Lazy<string?> Missing = new(() =>
+    {
+        var driver = CudaDriver.TryLoad(out var failure);
+        if (driver == null) return $"GPU test skipped: {failure}";
+        try
+        {
+            if (driver.DeviceCount == 0) return "GPU test skipped: the CUDA driver sees no device";
+        }
+        catch (CudaException e) { return $"GPU test skipped: {e.Message}"; }
+        return Nvrtc.TryLoad(out var nvrtcFailure) == null ? $"GPU test skipped: {nvrtcFailure}" : null;
+    });
+
+    /// <summary>Whether a usable CUDA device is present.</summary>
+    public static bool Available => Missing.Value is null;
+
+    /// <summary>Skips with the reason when no usable CUDA device is present.</summary>
+    public GpuFactAttribute()
+    {
+        if (Missing.Value is { } reason) Skip = reason;
+    }
+}
