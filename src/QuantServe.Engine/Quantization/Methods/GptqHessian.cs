@@ -6,7 +6,7 @@ namespace QuantServe.Engine.Quantization.Methods;
 /// The GPTQ Hessian of one linear layer's input: <c>H = (2 / N) · Σ_t x_t x_tᵀ</c> over the N calibration tokens x_t
 /// (columns × columns, double). Only the upper triangle is summed (and mirrored in <see cref="ToMatrix"/>).
 /// </summary>
-public sealed class GptqHessian
+public sealed class GptqHessian : IGptqHessian
 {
     private readonly double[] _sum;
     private float[] _columns = [];
@@ -72,6 +72,9 @@ public sealed class GptqHessian
         }
         for (; j < h.Length; j++) h[j] += a * x[j];
     }
+
+    /// <inheritdoc />
+    public void Dispose() { }
 
     /// <summary>The full symmetric matrix 2/N · Σ x xᵀ, row-major (zero when nothing was added).</summary>
     public double[] ToMatrix()
