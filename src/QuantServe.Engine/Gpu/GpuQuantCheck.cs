@@ -3,6 +3,7 @@ using QuantServe.Engine.Inference;
 using QuantServe.Engine.Models;
 using QuantServe.Engine.Quantization.Calibration;
 using QuantServe.Engine.Quantization.Formats;
+using QuantServe.Engine.Quantization.Gguf;
 using QuantServe.Engine.Quantization.Methods;
 using QuantServe.Engine.Tensors;
 
@@ -36,7 +37,7 @@ public sealed record GptqAgreement(string Matrix, string Type, string Hessian, l
 }
 
 /// <summary>
-/// CPU-versus-device checks of <see cref="GpuQuantization"/>: k-quant bytes on real matrices and heavy-tailed random rows,
+/// CPU-versus-device checks of the quantizers' accelerators (<see cref="GpuQuantization"/>): k-quant bytes on real matrices and heavy-tailed random rows,
 /// GPTQ codes and layer output error on a real model's layer-0 matrices with calibration Hessians.
 /// </summary>
 public static class GpuQuantCheck
@@ -49,7 +50,7 @@ public static class GpuQuantCheck
     /// <paramref name="randomRows"/> rows of 4096 heavy-tailed random values, each type with and without importance weights
     /// (a deterministic positive imatrix row per width).
     /// </summary>
-    public static List<KQuantAgreement> KQuant(GpuQuantization gpu, LoadedModel? model, int randomRows, int threads)
+    public static List<KQuantAgreement> KQuant(IKQuantAccelerator gpu, LoadedModel? model, int randomRows, int threads)
     {
         var datasets = new List<(string Name, float[] X, int Rows, int Cols)>();
         if (model is not null)
@@ -93,7 +94,7 @@ public static class GpuQuantCheck
         return rows2;
     }
 
-    private static KQuantAgreement CompareKQuant(GpuQuantization gpu, string name, GgmlType type, float[] x, int rows, int cols,
+    private static KQuantAgreement CompareKQuant(IKQuantAccelerator gpu, string name, GgmlType type, float[] x, int rows, int cols,
         float[]? importance, int threads)
     {
         var format = (KQuantFormat)TensorFormats.ForGgml(type)!;
@@ -136,7 +137,7 @@ public static class GpuQuantCheck
     /// on both sides, then every matrix quantized with <paramref name="types"/> three ways — CPU (CPU Hessian), device sweep
     /// with the CPU Hessian, and fully on the device (device Hessian) — compared with the CPU.
     /// </summary>
-    public static List<GptqAgreement> Gptq(GpuQuantization gpu, LoadedModel model, CalibrationSet set, IReadOnlyList<string> types)
+    public static List<GptqAgreement> Gptq(IGptqAccelerator gpu, LoadedModel model, CalibrationSet set, IReadOnlyList<string> types)
     {
         var c = model.Config;
         var llama = new LlamaModel(model, set.SequenceLength);
