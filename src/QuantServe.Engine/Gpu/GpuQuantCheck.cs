@@ -194,9 +194,10 @@ public static class GpuQuantCheck
     {
         int rows = q.Rows, n = q.Cols;
         var deq = q.Dequantize();
-        double num = 0, den = 0;
-        var lockObj = new object();
-        Parallel.For(0, rows, () => (0.0, 0.0), (r, _, acc) =>
+        // Per-row terms first, then summed in row order, so the value does not depend on thread scheduling.
+        var num = new double[rows];
+        var den = new double[rows];
+        Parallel.For(0, rows, r =>
         {
             var d = new double[n];
             var x = new double[n];
@@ -209,9 +210,12 @@ public static class GpuQuantCheck
                 a += d[i] * hd;
                 b += x[i] * hx;
             }
-            return (acc.Item1 + a, acc.Item2 + b);
-        }, acc => { lock (lockObj) { num += acc.Item1; den += acc.Item2; } });
-        return den == 0 ? 0 : num / den;
+            num[r] = a;
+            den[r] = b;
+        });
+        double sn = 0, sd = 0;
+        for (int r = 0; r < rows; r++) { sn += num[r]; sd += den[r]; }
+        return sd == 0 ? 0 : sn / sd;
     }
 
     private static double RelDiff(double[] a, double[] b)

@@ -11,7 +11,8 @@ namespace QuantServe.Engine.Gpu;
 /// <item>k-quant scale searches for Q4_K, Q5_K and Q6_K (reference and importance-weighted), one thread per 256-weight
 /// super-block running ggml's candidate search with the CPU's float operations in the CPU's order, so the bytes equal
 /// <c>KQuantFormat.QuantizeRow</c>'s;</item>
-/// <item>GPTQ: the Hessian <c>Σ x xᵀ</c> (upper 32×32 tiles summed in float per batch, added into a double accumulator),
+/// <item>GPTQ: the Hessian <c>Σ x xᵀ</c> (upper 32×32 tiles; exact float products summed in double token by token, the
+/// CPU's <see cref="GptqHessian"/> bit for bit),
 /// and the column sweep: per 128-column block one warp per row quantizes column by column (grid fit with the 81 clipping
 /// candidates split over lanes, error, in-block propagation in double), then the trailing columns get the lazy update
 /// <c>W[:, b1:] −= E · U[b0:b1, b1:]</c> as a tiled GEMM that keeps the CPU's summation order. The Cholesky factor of
@@ -232,8 +233,9 @@ public sealed class GpuQuantization : IKQuantAccelerator, IGptqAccelerator, IDis
     }
 
     /// <summary>
-    /// GPTQ's Hessian on the device: each batch of rows is uploaded and its upper-triangle tiles of <c>XᵀX</c> are summed in
-    /// float and added into a double n × n accumulator; <see cref="ToMatrix"/> mirrors and scales by 2/N.
+    /// GPTQ's Hessian on the device: each batch of rows is uploaded and every upper-triangle entry of the double n × n
+    /// accumulator gains its exact products token by token (the same bits as <see cref="GptqHessian"/>);
+    /// <see cref="ToMatrix"/> mirrors and scales by 2/N.
     /// </summary>
     private sealed class Hessian : IGptqHessian
     {

@@ -52,6 +52,7 @@ public class GpuQuantizationTests
         {
             Assert.True(r.IdenticalPercent >= 99.9, $"{r.Matrix} {r.Type} ({r.Hessian} Hessian): {r.IdenticalPercent:F3} % identical");
             Assert.True(r.ErrorDelta <= 0.01, $"{r.Matrix} {r.Type}: GPU error {r.GpuError} vs CPU {r.CpuError}");
+            Assert.Equal(0, r.HessianRelDiff);
         }
     }
 }

@@ -562,8 +562,9 @@ extern "C" __global__ void kq_quantize_q6k(const float* __restrict__ x, const fl
 
 // ---- GPTQ ----
 
-// Hessian accumulation: for the upper-triangle 32×32 tiles (bi ≤ bj) of X^T X over `tokens` rows of X (row-major,
-// n wide), the tile is summed in float over this batch and added into the double accumulator H (n × n).
+// Hessian accumulation, the CPU's GptqHessian.Add bit for bit: for the upper-triangle 32×32 tiles (bi ≤ bj) of X^T X over
+// `tokens` rows of X (row-major, n wide), each entry of the double accumulator H (n × n) gains x_t,i · x_t,j token by token
+// in order. A product of two floats is exact in double, so the only rounding is one per addition in that fixed order.
 // Block of 256 threads seen as 32×8; each thread owns 4 entries (rows ty, ty+8, ty+16, ty+24 of the tile, column tx).
 extern "C" __global__ void gptq_hessian_add(const float* __restrict__ X, int tokens, int n, double* __restrict__ H)
 {
@@ -573,7 +574,14 @@ extern "C" __global__ void gptq_hessian_add(const float* __restrict__ X, int tok
     __shared__ float xj[32][33];
     int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
     int i0 = bi * 32, j0 = bj * 32;
-    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    int j = j0 + tx;
+    double acc[4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+    {
+        int i = i0 + ty + 8 * r;
+        acc[r] = (i < n && j < n && i <= j) ? H[(size_t)i * n + j] : 0.0;
+    }
     for (int t0 = 0; t0 < tokens; t0 += 32)
     {
         for (int k = ty; k < 32; k += 8)
@@ -583,22 +591,21 @@ extern "C" __global__ void gptq_hessian_add(const float* __restrict__ X, int tok
             xj[k][tx] = (t < tokens && j0 + tx < n) ? X[(size_t)t * n + j0 + tx] : 0.f;
         }
         __syncthreads();
-#pragma unroll 8
-        for (int k = 0; k < 32; ++k)
+        int kn = min(32, tokens - t0);
+        for (int k = 0; k < kn; ++k)
         {
-            float b = xj[k][tx];
+            double b = (double)xj[k][tx];
 #pragma unroll
-            for (int r = 0; r < 4; ++r) acc[r] = fmaf(xi[k][ty + 8 * r], b, acc[r]);
+            for (int r = 0; r < 4; ++r) acc[r] = __dadd_rn(acc[r], __dmul_rn((double)xi[k][ty + 8 * r], b));
         }
         __syncthreads();
     }
-    int j = j0 + tx;
     if (j >= n) return;
 #pragma unroll
     for (int r = 0; r < 4; ++r)
     {
         int i = i0 + ty + 8 * r;
-        if (i < n && i <= j) H[(size_t)i * n + j] += (double)acc[r];
+        if (i < n && i <= j) H[(size_t)i * n + j] = acc[r];
     }
 }
 
