@@ -12,7 +12,9 @@ namespace QuantServe.Engine.Quantization.Gguf;
 /// Quantizes any loadable model (GGUF, Hugging Face folder, llama2.c checkpoint) into a GGUF file llama.cpp loads, with
 /// llama-quantize's per-tensor type choice (<see cref="QuantizationPlan"/>). Tensors are produced one at a time while the
 /// file is written, in chunks of rows quantized in parallel, so memory stays at one chunk per tensor; the file appears
-/// atomically (temporary file + rename) and a failure or cancellation leaves nothing behind.
+/// atomically (temporary file + rename) and a failure or cancellation leaves nothing behind. With
+/// <see cref="QuantizeOptions.Accelerator"/> the k-quant types it supports are searched there (a GPU), a chunk of rows at a
+/// time, with output identical to the CPU's.
 /// </summary>
 public static class GgufQuantizer
 {
