@@ -43,7 +43,7 @@ public sealed record GptqAgreement(string Matrix, string Type, string Hessian, l
 public static class GpuQuantCheck
 {
     /// <summary>K-quant types the device searches.</summary>
-    public static readonly GgmlType[] KQuantTypes = [GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
+    public static readonly GgmlType[] KQuantTypes = [GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
 
     /// <summary>
     /// Every matrix of <paramref name="model"/> whose width is a multiple of 256 (dequantized to float) plus

@@ -8,7 +8,7 @@ namespace QuantServe.Engine.Gpu;
 /// <summary>
 /// The quantizers' heavy loops on a CUDA device (kernels in Kernels/quant.cu):
 /// <list type="bullet">
-/// <item>k-quant scale searches for Q4_K, Q5_K and Q6_K (reference and importance-weighted), one thread per 256-weight
+/// <item>k-quant scale searches for Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (reference and importance-weighted), one thread per 256-weight
 /// super-block running ggml's candidate search with the CPU's float operations in the CPU's order, so the bytes equal
 /// <c>KQuantFormat.QuantizeRow</c>'s;</item>
 /// <item>GPTQ: the Hessian <c>Σ x xᵀ</c> (upper 32×32 tiles; exact float products summed in double token by token, the
@@ -35,7 +35,7 @@ public sealed class GpuQuantization : IKQuantAccelerator, IGptqAccelerator, IDis
     private readonly GpuKernels _kernels;
     private readonly bool _ownsDevice;
     private readonly Lock _lock = new();
-    private readonly nint _q4k, _q5k, _q6k, _hessian, _sweep, _trailing;
+    private readonly nint _q2k, _q3k, _q4k, _q5k, _q6k, _hessian, _sweep, _trailing;
     private DeviceBuffer? _x, _out;
 
     /// <summary>Uses an open device whose kernels are loaded (e.g. a <see cref="CudaBackend"/>'s); the caller keeps ownership.</summary>
@@ -46,6 +46,8 @@ public sealed class GpuQuantization : IKQuantAccelerator, IGptqAccelerator, IDis
         _device = device;
         _kernels = kernels;
         _ownsDevice = owns;
+        _q2k = device.Function("kq_quantize_q2k");
+        _q3k = device.Function("kq_quantize_q3k");
         _q4k = device.Function("kq_quantize_q4k");
         _q5k = device.Function("kq_quantize_q5k");
         _q6k = device.Function("kq_quantize_q6k");
@@ -113,13 +115,15 @@ public sealed class GpuQuantization : IKQuantAccelerator, IGptqAccelerator, IDis
     public CudaDevice Device => _device;
 
     /// <inheritdoc />
-    public bool Supports(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+    public bool Supports(GgmlType type) => type is GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 
     /// <inheritdoc />
     public void Quantize(GgmlType type, ReadOnlySpan<float> x, int rows, int cols, ReadOnlySpan<float> importance, Span<byte> destination)
     {
         var (function, blockBytes) = type switch
         {
+            GgmlType.Q2_K => (_q2k, 84),
+            GgmlType.Q3_K => (_q3k, 110),
             GgmlType.Q4_K => (_q4k, 144),
             GgmlType.Q5_K => (_q5k, 176),
             GgmlType.Q6_K => (_q6k, 210),

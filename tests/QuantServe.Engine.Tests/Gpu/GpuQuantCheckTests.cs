@@ -19,7 +19,7 @@ public class GpuQuantCheckTests
     private sealed class CpuKQuant : IKQuantAccelerator
     {
         public string Name => "cpu";
-        public bool Supports(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+        public bool Supports(GgmlType type) => type is GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 
         public void Quantize(GgmlType type, ReadOnlySpan<float> x, int rows, int cols, ReadOnlySpan<float> importance, Span<byte> destination)
         {

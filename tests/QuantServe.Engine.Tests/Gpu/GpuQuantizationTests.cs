@@ -17,7 +17,7 @@ public class GpuQuantizationTests
     public void Source_QuantKernels_DefineEveryKernelTheLauncherLoads()
     {
         var names = Regex.Matches(GpuKernels.Source(), @"extern ""C"" __global__ void (\w+)\(").Select(m => m.Groups[1].Value).ToHashSet();
-        foreach (var k in new[] { "kq_quantize_q4k", "kq_quantize_q5k", "kq_quantize_q6k", "gptq_hessian_add", "gptq_block", "gptq_trailing" })
+        foreach (var k in new[] { "kq_quantize_q2k", "kq_quantize_q3k", "kq_quantize_q4k", "kq_quantize_q5k", "kq_quantize_q6k", "gptq_hessian_add", "gptq_block", "gptq_trailing" })
             Assert.Contains(k, names);
     }
 

@@ -1,4 +1,4 @@
-// Quantizers' heavy loops: ggml's k-quant scale searches (one thread per 256-weight super-block) and GPTQ's Hessian
+// Quantizers' heavy loops: ggml's k-quant scale searches for Q2_K..Q6_K (one thread per 256-weight super-block) and GPTQ's Hessian
 // accumulation, column-by-column block quantization and lazy trailing update.
 //
 // The k-quant searches must produce the CPU's bytes exactly, so every float operation here is the same IEEE operation in
@@ -40,9 +40,9 @@ __device__ __forceinline__ float qz_f16_to_f32(u16 h)
 
 __device__ __forceinline__ int qz_clamp(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-// make_qkx2_quants with use_mad = false.
+// make_qkx2_quants (use_mad: |error| instead of error²).
 __device__ float qz_make_qkx2(int n, int nmax, const float* x, const float* weights, u8* L, float* the_min, u8* Laux,
-                              float rmin, float rdelta, int nstep)
+                              float rmin, float rdelta, int nstep, bool use_mad)
 {
     float mn = x[0], mx = x[0];
     float sum_w = weights[0];
@@ -70,7 +70,7 @@ __device__ float qz_make_qkx2(int n, int nmax, const float* x, const float* weig
         int l = qz_nearest_int(QZ_MUL(iscale, QZ_SUB(x[i], mn)));
         L[i] = (u8)qz_clamp(l, 0, nmax);
         float diff = QZ_SUB(QZ_ADD(QZ_MUL(scale, (float)L[i]), mn), x[i]);
-        diff = QZ_MUL(diff, diff);
+        diff = use_mad ? fabsf(diff) : QZ_MUL(diff, diff);
         best_error = QZ_ADD(best_error, QZ_MUL(weights[i], diff));
     }
     if (nstep < 1)
@@ -105,7 +105,7 @@ __device__ float qz_make_qkx2(int n, int nmax, const float* x, const float* weig
             for (int i = 0; i < n; ++i)
             {
                 float diff = QZ_SUB(QZ_ADD(QZ_MUL(this_scale, (float)Laux[i]), this_min), x[i]);
-                diff = QZ_MUL(diff, diff);
+                diff = use_mad ? fabsf(diff) : QZ_MUL(diff, diff);
                 cur_error = QZ_ADD(cur_error, QZ_MUL(weights[i], diff));
             }
             if (cur_error < best_error)
@@ -332,6 +332,63 @@ __device__ float qz_make_qx(int n, int nmax, const float* x, i8* L, const float*
     return scale;
 }
 
+// make_q3_quants with do_rmse: start from round(-nmax·x/max), then up to 5 coordinate-descent passes (w = x²); levels
+// stored offset by nmax.
+__device__ float qz_make_q3(int n, int nmax, const float* x, i8* L)
+{
+    float mx = 0, amax = 0;
+    for (int i = 0; i < n; ++i)
+    {
+        float ax = fabsf(x[i]);
+        if (ax > amax) { amax = ax; mx = x[i]; }
+    }
+    if (amax < QZ_EPS)
+    {
+        for (int i = 0; i < n; ++i) L[i] = 0;
+        return 0.f;
+    }
+    float iscale = QZ_DIV((float)-nmax, mx);
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; ++i)
+    {
+        int l = qz_clamp(qz_nearest_int(QZ_MUL(iscale, x[i])), -nmax, nmax - 1);
+        L[i] = (i8)l;
+        float w = QZ_MUL(x[i], x[i]), fl = (float)l;
+        sumlx = QZ_ADD(sumlx, QZ_MUL(QZ_MUL(w, x[i]), fl));
+        suml2 = QZ_ADD(suml2, QZ_MUL(QZ_MUL(w, fl), fl));
+    }
+    for (int itry = 0; itry < 5; ++itry)
+    {
+        int n_changed = 0;
+        for (int i = 0; i < n; ++i)
+        {
+            float w = QZ_MUL(x[i], x[i]), li = (float)L[i];
+            float slx = QZ_SUB(sumlx, QZ_MUL(QZ_MUL(w, x[i]), li));
+            if (slx > 0)
+            {
+                float sl2 = QZ_SUB(suml2, QZ_MUL(QZ_MUL(w, li), li));
+                int new_l = qz_clamp(qz_nearest_int(QZ_DIV(QZ_MUL(x[i], sl2), slx)), -nmax, nmax - 1);
+                if (new_l != L[i])
+                {
+                    float fn = (float)new_l;
+                    slx = QZ_ADD(slx, QZ_MUL(QZ_MUL(w, x[i]), fn));
+                    sl2 = QZ_ADD(sl2, QZ_MUL(QZ_MUL(w, fn), fn));
+                    if (sl2 > 0 && QZ_MUL(QZ_MUL(slx, slx), suml2) > QZ_MUL(QZ_MUL(sumlx, sumlx), sl2))
+                    {
+                        L[i] = (i8)new_l;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        ++n_changed;
+                    }
+                }
+            }
+        }
+        if (n_changed == 0) break;
+    }
+    for (int i = 0; i < n; ++i) L[i] = (i8)(L[i] + nmax);
+    return suml2 > 0.0f ? QZ_DIV(sumlx, suml2) : 0.0f;
+}
+
 __device__ void qz_pack_scales(u8* scales, const u8* ls, const u8* lm)
 {
     for (int j = 0; j < 12; ++j) scales[j] = 0;
@@ -382,7 +439,7 @@ __device__ void qz_k4_search(const float* x, const float* qw, int nmax, float rm
             for (int l = 0; l < 32; ++l) sum_x2 = QZ_ADD(sum_x2, QZ_MUL(x[32 * j + l], x[32 * j + l]));
             float av_x = __fsqrt_rn(QZ_DIV(sum_x2, 32.f));
             for (int l = 0; l < 32; ++l) weights[l] = QZ_ADD(av_x, fabsf(x[32 * j + l]));
-            scales[j] = qz_make_qkx2(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], laux, rmin, rdelta, nstep);
+            scales[j] = qz_make_qkx2(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], laux, rmin, rdelta, nstep, false);
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
         }
@@ -558,6 +615,185 @@ extern "C" __global__ void kq_quantize_q6k(const float* __restrict__ x, const fl
     for (int ib = 0; ib < 16; ++ib) y[192 + ib] = (u8)sc[ib];
     y[208] = (u8)d;
     y[209] = (u8)(d >> 8);
+}
+
+// Q2_K: 84 bytes per block = 16 scale bytes (low nibble scale, high nibble min), 64 bytes of 2-bit quants, d, dmin.
+extern "C" __global__ void kq_quantize_q2k(const float* __restrict__ x, const float* __restrict__ qw, int blocks,
+                                           int blocks_per_row, u8* __restrict__ out)
+{
+    int b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= blocks) return;
+    const float* xb = x + (size_t)b * 256;
+    const float* w = qz_block_weights(qw, b, blocks_per_row);
+    u8 L[256], laux[16], sc[16];
+    float weights[16], mins[16], scales[16];
+    u16 d, dmin;
+    if (w == nullptr)
+    {
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 16; ++j)
+        {
+            for (int l = 0; l < 16; ++l) weights[l] = fabsf(xb[16 * j + l]);
+            scales[j] = qz_make_qkx2(16, 3, xb + 16 * j, weights, L + 16 * j, &mins[j], laux, -0.5f, 0.1f, 15, true);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        if (max_scale > 0)
+        {
+            float iscale = QZ_DIV(15.f, max_scale);
+            for (int j = 0; j < 16; ++j) sc[j] = (u8)qz_nearest_int(QZ_MUL(iscale, scales[j]));
+            d = qz_f32_to_f16(QZ_DIV(max_scale, 15.f));
+        }
+        else
+        {
+            for (int j = 0; j < 16; ++j) sc[j] = 0;
+            d = qz_f32_to_f16(0.f);
+        }
+        if (max_min > 0)
+        {
+            float iscale = QZ_DIV(15.f, max_min);
+            for (int j = 0; j < 16; ++j) sc[j] |= (u8)(qz_nearest_int(QZ_MUL(iscale, mins[j])) << 4);
+            dmin = qz_f32_to_f16(QZ_DIV(max_min, 15.f));
+        }
+        else dmin = qz_f32_to_f16(0.f);
+    }
+    else
+    {
+        float sw[16];
+        u8 ls[16], lm[16];
+        float sumx2 = 0;
+        for (int j = 0; j < 256; ++j) sumx2 = QZ_ADD(sumx2, QZ_MUL(xb[j], xb[j]));
+        float sigma2 = QZ_DIV(sumx2, 256.f);
+        for (int j = 0; j < 16; ++j)
+        {
+            for (int l = 0; l < 16; ++l) weights[l] = QZ_MUL(w[16 * j + l], __fsqrt_rn(QZ_ADD(sigma2, QZ_MUL(xb[16 * j + l], xb[16 * j + l]))));
+            float sum = 0;
+            for (int l = 0; l < 16; ++l) sum = QZ_ADD(sum, weights[l]);
+            sw[j] = sum;
+            scales[j] = qz_make_qkx3(16, 3, xb + 16 * j, weights, L + 16 * j, &mins[j], laux, -0.9f, 0.05f, 36);
+        }
+        float dm = qz_make_qp(16, 15, scales, ls, sw);
+        float mm = qz_make_qp(16, 15, mins, lm, sw);
+        d = qz_f32_to_f16(dm);
+        dmin = qz_f32_to_f16(mm);
+        for (int j = 0; j < 16; ++j) sc[j] = (u8)(ls[j] | (lm[j] << 4));
+    }
+    float df = qz_f16_to_f32(d), mf = qz_f16_to_f32(dmin);
+    for (int j = 0; j < 16; ++j)
+    {
+        float dd = QZ_MUL(df, (float)(sc[j] & 0xF));
+        if (dd == 0) continue;
+        float dm = QZ_MUL(mf, (float)(sc[j] >> 4));
+        for (int ii = 0; ii < 16; ++ii)
+        {
+            int l = qz_nearest_int(QZ_DIV(QZ_ADD(xb[16 * j + ii], dm), dd));
+            L[16 * j + ii] = (u8)qz_clamp(l, 0, 3);
+        }
+    }
+    u8* y = out + (size_t)b * 84;
+    for (int j = 0; j < 16; ++j) y[j] = sc[j];
+    for (int j = 0; j < 256; j += 128)
+        for (int l = 0; l < 32; ++l)
+            y[16 + j / 4 + l] = (u8)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+    y[80] = (u8)d; y[81] = (u8)(d >> 8); y[82] = (u8)dmin; y[83] = (u8)(dmin >> 8);
+}
+
+__device__ void qz_q3_store_scale(u8* scales, int j, int l)
+{
+    if (j < 8) scales[j] = (u8)(l & 0xF);
+    else scales[j - 8] |= (u8)((l & 0xF) << 4);
+    l >>= 4;
+    scales[j % 4 + 8] |= (u8)(l << (2 * (j / 4)));
+}
+
+// Q3_K: 110 bytes per block = 32 high-bit mask bytes, 64 bytes of low 2 bits, 12 bytes of 6-bit scales, d.
+extern "C" __global__ void kq_quantize_q3k(const float* __restrict__ x, const float* __restrict__ qw, int blocks,
+                                           int blocks_per_row, u8* __restrict__ out)
+{
+    int b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= blocks) return;
+    const float* xb = x + (size_t)b * 256;
+    const float* w = qz_block_weights(qw, b, blocks_per_row);
+    i8 L[256];
+    float scales[16];
+    u8 sc[12];
+    for (int j = 0; j < 12; ++j) sc[j] = 0;
+    u16 d;
+    if (w == nullptr)
+    {
+        float max_scale = 0, amax = 0;
+        for (int j = 0; j < 16; ++j)
+        {
+            scales[j] = qz_make_q3(16, 4, xb + 16 * j, L + 16 * j);
+            float a = fabsf(scales[j]);
+            if (a > amax) { amax = a; max_scale = scales[j]; }
+        }
+        if (max_scale != 0)
+        {
+            float iscale = QZ_DIV(-32.f, max_scale);
+            for (int j = 0; j < 16; ++j)
+            {
+                int l = (i8)qz_nearest_int(QZ_MUL(iscale, scales[j]));
+                l = qz_clamp(l, -32, 31) + 32;
+                qz_q3_store_scale(sc, j, l);
+            }
+            d = qz_f32_to_f16(QZ_DIV(1.f, iscale));
+        }
+        else d = qz_f32_to_f16(0.f);
+    }
+    else
+    {
+        float weight[16], sw[16];
+        i8 ls[16];
+        float sumx2 = 0;
+        for (int j = 0; j < 256; ++j) sumx2 = QZ_ADD(sumx2, QZ_MUL(xb[j], xb[j]));
+        float sigma2 = QZ_DIV(QZ_MUL(2.f, sumx2), 256.f);
+        for (int j = 0; j < 16; ++j)
+        {
+            for (int l = 0; l < 16; ++l) weight[l] = QZ_MUL(w[16 * j + l], __fsqrt_rn(QZ_ADD(sigma2, QZ_MUL(xb[16 * j + l], xb[16 * j + l]))));
+            float sumw = 0;
+            for (int l = 0; l < 16; ++l) sumw = QZ_ADD(sumw, weight[l]);
+            sw[j] = sumw;
+            scales[j] = qz_make_qx(16, 4, xb + 16 * j, L + 16 * j, weight);
+        }
+        float d_block = qz_make_qx(16, 32, scales, ls, sw);
+        for (int j = 0; j < 16; ++j) qz_q3_store_scale(sc, j, ls[j]);
+        d = qz_f32_to_f16(d_block);
+    }
+    float df = qz_f16_to_f32(d);
+    for (int j = 0; j < 16; ++j)
+    {
+        int s6 = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4;
+        s6 = (s6 | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+        float dd = QZ_MUL(df, (float)(i8)s6);
+        if (dd == 0) continue;
+        for (int ii = 0; ii < 16; ++ii)
+        {
+            int l = qz_nearest_int(QZ_DIV(xb[16 * j + ii], dd));
+            L[16 * j + ii] = (i8)(qz_clamp(l, -4, 3) + 4);
+        }
+    }
+    u8* y = out + (size_t)b * 110;
+    u8 hmask[32];
+    for (int j = 0; j < 32; ++j) hmask[j] = 0;
+    int m = 0;
+    u8 hm = 1;
+    for (int j = 0; j < 256; ++j)
+    {
+        if (L[j] > 3)
+        {
+            hmask[m] |= hm;
+            L[j] = (i8)(L[j] - 4);
+        }
+        if (++m == 32) { m = 0; hm = (u8)(hm << 1); }
+    }
+    for (int j = 0; j < 32; ++j) y[j] = hmask[j];
+    for (int j = 0; j < 256; j += 128)
+        for (int l = 0; l < 32; ++l)
+            y[32 + j / 4 + l] = (u8)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+    for (int j = 0; j < 12; ++j) y[96 + j] = sc[j];
+    y[108] = (u8)d;
+    y[109] = (u8)(d >> 8);
 }
 
 // ---- GPTQ ----
