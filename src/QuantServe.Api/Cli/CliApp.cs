@@ -28,6 +28,7 @@ public static class CliApp
             CalibCompareCommand.Create(),
             SynthCommand.Create(),
             GpuCommand.Create(),
+            GpuQuantCommand.Create(),
         };
         return root;
     }

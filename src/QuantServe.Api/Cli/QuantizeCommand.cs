@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using QuantServe.Engine.Gpu;
 using QuantServe.Engine.Quantization.Calibration;
 using QuantServe.Engine.Quantization.Gguf;
 using QuantServe.Engine.Quantization.Methods;
@@ -38,9 +39,14 @@ public static partial class QuantizeCommand
         var calibration = new Option<string?>("--calibration", "-f") { Description = "GPTQ and AWQ types: calibration text, plain text or JSONL with one {\"text\": ...} per line" };
         var samples = new Option<int>("--samples", "-n") { Description = "GPTQ and AWQ types: calibration windows", DefaultValueFactory = _ => CalibrationSet.DefaultSamples };
         var seqLen = new Option<int>("--seq-len") { Description = "GPTQ and AWQ types: tokens per calibration window (capped at the model's context)", DefaultValueFactory = _ => CalibrationSet.DefaultSequenceLength };
+        var device = new Option<string>("--device")
+        {
+            Description = "Where the k-quant searches and GPTQ's Hessian/sweep run: auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N. GGUF output is byte-identical either way",
+            DefaultValueFactory = _ => "auto",
+        };
         var command = new Command("quantize", "Quantize a model to GGUF with llama.cpp's presets (Q4_K_M, Q8_0, ...), with QuantServe's own types (int8, int4-g32, nf4, llm-int8, ...) to a quantized model folder, with GPTQ (gptq-int4-g128[-act][-asym], ...) to a Hugging Face GPTQ checkpoint, or with AWQ (awq-int4-g128: AutoAWQ's GEMM layout; awq-int3-g128: a quantized folder).")
         {
-            model, output, type, threads, tensorType, keep, imatrix, name, verbose, embeddingType, calibration, samples, seqLen,
+            model, output, type, threads, tensorType, keep, imatrix, name, verbose, embeddingType, calibration, samples, seqLen, device,
         };
         command.SetAction(async (parse, cancellation) =>
         {
@@ -63,8 +69,9 @@ public static partial class QuantizeCommand
                 string calib = parse.GetValue(calibration) ?? throw new ArgumentException("GPTQ types need calibration text: --calibration FILE");
                 if (parse.GetValue(samples) <= 0) throw new ArgumentException("--samples must be positive");
                 if (parse.GetValue(seqLen) < 2) throw new ArgumentException("--seq-len must be at least 2");
+                using var gptqDevice = GpuQuantization.Select(DeviceSelection.Parse(parse.GetValue(device)), stderr.WriteLine);
                 return await RunGptqAsync(parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(type)!, Path.GetFullPath(calib),
-                    parse.GetValue(samples), parse.GetValue(seqLen), stdout, stderr, cancellation);
+                    parse.GetValue(samples), parse.GetValue(seqLen), stdout, stderr, cancellation, gptqDevice);
             }
             if (parse.GetValue(calibration) != null) throw new ArgumentException("--calibration applies to GPTQ and AWQ types only (use `quantserve imatrix` for the k-quants)");
             if (RtnQuantizer.IsRtnType(parse.GetValue(type)!))
@@ -78,9 +85,12 @@ public static partial class QuantizeCommand
             var overrides = new List<TensorTypeOverride>();
             foreach (var rule in parse.GetValue(tensorType) ?? []) overrides.Add(TensorTypeOverride.Parse(rule));
             foreach (var pattern in parse.GetValue(keep) ?? []) overrides.Add(new TensorTypeOverride(pattern, null));
+            var selection = DeviceSelection.Parse(parse.GetValue(device));
             var bar = new ProgressBar(stderr);
+            using var accelerator = GpuQuantization.Select(selection, stderr.WriteLine);
             var options = new QuantizeOptions
             {
+                Accelerator = accelerator,
                 Preset = preset,
                 Threads = n > 0 ? n : Environment.ProcessorCount,
                 Overrides = overrides,
@@ -142,7 +152,7 @@ public static partial class QuantizeCommand
 
     /// <summary>GPTQ types: a Hugging Face GPTQ checkpoint folder via <see cref="GptqPipeline"/>.</summary>
     private static async Task<int> RunGptqAsync(string model, string output, string type, string calibration, int samples, int seqLen,
-        TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+        TextWriter stdout, TextWriter stderr, CancellationToken cancellation, IGptqAccelerator? accelerator)
     {
         string text = CalibrationSet.ReadText(calibration);
         var bar = new ProgressBar(stderr);
@@ -151,7 +161,7 @@ public static partial class QuantizeCommand
         try
         {
             r = await Task.Run(() => GptqPipeline.Quantize(Path.GetFullPath(model), Path.GetFullPath(output), type, text, calibration,
-                samples, seqLen, progress, cancellation), cancellation);
+                samples, seqLen, progress, cancellation, accelerator), cancellation);
         }
         finally
         {

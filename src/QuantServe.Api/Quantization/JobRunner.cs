@@ -1,10 +1,12 @@
 using System.Diagnostics;
 using System.Reflection;
 using System.Text.Json;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using QuantServe.Api.Hosting;
 using QuantServe.Api.Registry;
 using QuantServe.Engine.Evaluation;
+using QuantServe.Engine.Gpu;
 using QuantServe.Engine.Models;
 using QuantServe.Engine.Quantization.Calibration;
 using QuantServe.Engine.Quantization.Gguf;
@@ -19,7 +21,7 @@ namespace QuantServe.Api.Quantization;
 /// stage (<see cref="Weights"/>) and stored; the artifact is written under a hidden temporary name in the produced-models
 /// directory and renamed only when complete, so a killed job never leaves a half model that could be served.
 /// </summary>
-public sealed class JobRunner
+public sealed class JobRunner : IDisposable
 {
     /// <summary>Prefix of temporary artifacts (hidden, so the model catalog never lists them).</summary>
     public const string PartialPrefix = ".partial-";
@@ -34,15 +36,42 @@ public sealed class JobRunner
     private readonly QuantizationTelemetry _telemetry;
     private readonly QuantServeOptions _options;
     private readonly ILogger<JobRunner> _log;
+    private readonly Lazy<GpuQuantization?> _accelerator;
 
-    /// <summary>Creates the runner.</summary>
-    public JobRunner(JobStore store, ModelRegistry registry, QuantizationTelemetry telemetry, IOptions<QuantServeOptions> options, ILogger<JobRunner> log)
+    /// <summary>
+    /// Creates the runner. GGUF k-quant and GPTQ jobs run their heavy loops on the device named by <c>QuantServe:Device</c>
+    /// (auto | cpu | cuda[:N], default auto: a CUDA GPU when one is usable), opened on the first such job with one log line.
+    /// </summary>
+    public JobRunner(JobStore store, ModelRegistry registry, QuantizationTelemetry telemetry, IOptions<QuantServeOptions> options, ILogger<JobRunner> log,
+        IConfiguration? configuration = null)
     {
         _store = store;
         _registry = registry;
         _telemetry = telemetry;
         _options = options.Value;
         _log = log;
+        string? device = configuration?["QuantServe:Device"];
+        _accelerator = new Lazy<GpuQuantization?>(() => GpuQuantization.Select(DeviceSelection.Parse(device), line => _log.LogInformation("{Line}", line)));
+    }
+
+    /// <summary>The quantizers' device, or null for the CPU; a device that fails to open falls back to the CPU (logged).</summary>
+    private GpuQuantization? Accelerator
+    {
+        get
+        {
+            try { return _accelerator.Value; }
+            catch (Exception e) when (e is QuantServe.Engine.Gpu.Cuda.CudaException or DllNotFoundException or FormatException)
+            {
+                _log.LogWarning("quantize: heavy loops on the cpu ({Reason})", e.Message);
+                return null;
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_accelerator.IsValueCreated) _accelerator.Value?.Dispose();
     }
 
     /// <summary>The produced-models directory.</summary>
@@ -147,14 +176,14 @@ public sealed class JobRunner
                 if (rtn) formats = QuantizeRtn(baseModel, partial, job.Method, Report, cancellation);
                 else if (awq) formats = QuantizeAwq(source, partial, job.Method, options.CalibrationText, Report, cancellation);
                 else if (gptq)
-                    formats = QuantizeGptq(baseModel, source, partial, job.Method, options.CalibrationText ?? DefaultEvalText, Report, cancellation);
+                    formats = QuantizeGptq(baseModel, source, partial, job.Method, options.CalibrationText ?? DefaultEvalText, Report, Accelerator, cancellation);
                 else
                 {
                     // With calibration text the stage's first half computes the importance matrix, as llama-imatrix would.
                     ImportanceMatrix? matrix = null;
                     if (!string.IsNullOrEmpty(options.CalibrationText))
                         (matrix, imatrix) = JobCalibration.Compute(baseModel, options.CalibrationText, f => Report(0.5 * f), cancellation);
-                    formats = QuantizeGguf(source, partial, job.Method, matrix, f => Report(matrix is null ? f : 0.5 + 0.5 * f), cancellation);
+                    formats = QuantizeGguf(source, partial, job.Method, matrix, f => Report(matrix is null ? f : 0.5 + 0.5 * f), Accelerator, cancellation);
                 }
             }
             using var quant = ModelLoader.Load(partial);
@@ -237,10 +266,11 @@ public sealed class JobRunner
     }
 
     private static IReadOnlyDictionary<string, string> QuantizeGguf(string source, string output, string method, ImportanceMatrix? imatrix,
-        Action<double> report, CancellationToken cancellation)
+        Action<double> report, GpuQuantization? accelerator, CancellationToken cancellation)
     {
         var result = GgufQuantizer.Quantize(source, output, new QuantizeOptions
         {
+            Accelerator = accelerator,
             Preset = QuantizationMethods.Preset(method) ?? GgufPresets.Find(method),
             Imatrix = imatrix,
             Progress = new Reporter<QuantizeProgress>(p => report(p.Fraction)),
@@ -264,13 +294,13 @@ public sealed class JobRunner
     /// in place); calibration windows are 512 tokens (capped at the context), shorter when the text is short, 128 at most.
     /// </summary>
     private static IReadOnlyDictionary<string, string> QuantizeGptq(LoadedModel source, string sourcePath, string output, string method,
-        string calibration, Action<double> report, CancellationToken cancellation)
+        string calibration, Action<double> report, GpuQuantization? accelerator, CancellationToken cancellation)
     {
         int tokens = source.Tokenizer.Encode(calibration, addBos: false).Length;
         if (tokens < 16) throw new InvalidOperationException($"the calibration text has {tokens} tokens; GPTQ needs at least 16");
         int seqLen = Math.Min(CalibrationSet.DefaultSequenceLength, tokens + 1);
         var result = GptqPipeline.Quantize(sourcePath, output, method, calibration, "calibration_text",
-            CalibrationSet.DefaultSamples, seqLen, new Reporter<GptqProgress>(p => report(p.Fraction)), cancellation);
+            CalibrationSet.DefaultSamples, seqLen, new Reporter<GptqProgress>(p => report(p.Fraction)), cancellation, accelerator);
         var c = source.Config;
         var names = new Dictionary<string, string>(StringComparer.Ordinal);
         for (int l = 0; l < c.Layers; l++)

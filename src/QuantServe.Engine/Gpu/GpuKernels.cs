@@ -11,7 +11,7 @@ namespace QuantServe.Engine.Gpu;
 public sealed unsafe class GpuKernels : IDisposable
 {
     /// <summary>Embedded kernel files, in compile order.</summary>
-    public static readonly string[] SourceFiles = ["gemv.cu", "gemvq.cu", "ops.cu"];
+    public static readonly string[] SourceFiles = ["gemv.cu", "gemvq.cu", "ops.cu", "quant.cu"];
 
     /// <summary>NVRTC options used for every compile.</summary>
     public static readonly string[] CompileOptions = ["--std=c++17", "-default-device", "--restrict"];

@@ -44,6 +44,28 @@ public sealed class QuantizeCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Quantize_DeviceCpu_SaysWhereTheHeavyLoopsRun()
+    {
+        string source = SharedAssets.Path("models", "prose-15m-gguf", "prose-15m-f16.gguf");
+        string target = Path.Combine(_dir, "cpu.gguf");
+        var (exit, _, error) = await RunAsync("quantize", "--model", source, "--out", target, "--type", "q8_0", "--threads", "2", "--device", "cpu");
+        Assert.True(exit == 0, error);
+        Assert.Contains("quantize: heavy loops on the cpu (device=cpu)", error);
+        Assert.True(File.Exists(target));
+    }
+
+    [Fact]
+    public async Task Quantize_UnknownDevice_FailsNamingTheAcceptedFormsAndWritesNothing()
+    {
+        string source = SharedAssets.Path("models", "prose-15m-gguf", "prose-15m-f16.gguf");
+        string target = Path.Combine(_dir, "bad.gguf");
+        var (exit, _, error) = await RunAsync("quantize", "--model", source, "--out", target, "--type", "q8_0", "--device", "tpu:0");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("auto, cpu, cuda, cuda:N", error);
+        Assert.False(File.Exists(target));
+    }
+
+    [Fact]
     public async Task Quantize_Stories260KToAwqInt4G32_WritesAwqQuantizedFolderAndPrintsAlphas()
     {
         string target = Path.Combine(_dir, "stories-awq");

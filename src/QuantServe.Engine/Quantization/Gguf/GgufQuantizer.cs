@@ -12,7 +12,9 @@ namespace QuantServe.Engine.Quantization.Gguf;
 /// Quantizes any loadable model (GGUF, Hugging Face folder, llama2.c checkpoint) into a GGUF file llama.cpp loads, with
 /// llama-quantize's per-tensor type choice (<see cref="QuantizationPlan"/>). Tensors are produced one at a time while the
 /// file is written, in chunks of rows quantized in parallel, so memory stays at one chunk per tensor; the file appears
-/// atomically (temporary file + rename) and a failure or cancellation leaves nothing behind.
+/// atomically (temporary file + rename) and a failure or cancellation leaves nothing behind. With
+/// <see cref="QuantizeOptions.Accelerator"/> the k-quant types it supports are searched there (a GPU), a chunk of rows at a
+/// time, with output identical to the CPU's.
 /// </summary>
 public static class GgufQuantizer
 {
@@ -131,8 +133,10 @@ public static class GgufQuantizer
         long rowBytes = GgmlTypeInfo.RowBytes(p.Type, cols);
         bool copy = src.PermuteHeads == 0 && m.Format.Ggml == p.Type && m.RowBytes == rowBytes;
         var encoder = copy ? null : RowEncoder.For(p.Type);
+        var accelerator = !copy && options.Accelerator is { } a && a.Supports(p.Type) ? a : null;
         int chunkRows = (int)Math.Clamp(ChunkElements / cols, 1, rows);
         var buffer = ArrayPool<byte>.Shared.Rent(checked((int)(chunkRows * rowBytes)));
+        float[]? floats = accelerator is null ? null : ArrayPool<float>.Shared.Rent(checked(chunkRows * cols));
         try
         {
             for (int start = 0; start < rows; start += chunkRows)
@@ -142,6 +146,12 @@ public static class GgufQuantizer
                 if (copy)
                 {
                     stream.Write(new ReadOnlySpan<byte>(m.Data + start * m.RowBytes, checked((int)(n * rowBytes))));
+                }
+                else if (accelerator is not null)
+                {
+                    DequantizeRows(src, start, n, floats!, options.Threads, cancellation);
+                    accelerator.Quantize(p.Type, floats.AsSpan(0, n * cols), n, cols, importance, buffer.AsSpan(0, checked((int)(n * rowBytes))));
+                    stream.Write(buffer.AsSpan(0, checked((int)(n * rowBytes))));
                 }
                 else
                 {
@@ -154,7 +164,17 @@ public static class GgufQuantizer
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            if (floats is not null) ArrayPool<float>.Shared.Return(floats);
         }
+    }
+
+    /// <summary>The source rows [start, start + count) as floats, row-major, in parallel (input of an accelerator).</summary>
+    private static void DequantizeRows(SourceTensor src, int start, int count, float[] x, int threads, CancellationToken cancellation)
+    {
+        var m = src.Matrix!;
+        int cols = m.Cols;
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Math.Min(threads, count)), CancellationToken = cancellation };
+        Parallel.For(0, count, parallel, r => m.DequantizeRow(src.SourceRow(start + r), x.AsSpan(r * cols, cols)));
     }
 
     private static void EncodeRows(SourceTensor src, RowEncoder encoder, float[]? importance, int start, int count, long rowBytes,

@@ -20,6 +20,9 @@ public sealed record QuantizeOptions
     /// <summary><c>general.name</c> for sources without one (default: the source's file or folder name).</summary>
     public string? Name { get; init; }
 
+    /// <summary>Runs the k-quant searches it supports (a GPU) instead of the CPU, with identical output; null: the CPU.</summary>
+    public IKQuantAccelerator? Accelerator { get; init; }
+
     /// <summary>Called as work proceeds (from worker threads; keep it cheap).</summary>
     public IProgress<QuantizeProgress>? Progress { get; init; }
 }

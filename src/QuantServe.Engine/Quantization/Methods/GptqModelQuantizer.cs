@@ -6,7 +6,7 @@ using QuantServe.Engine.Tensors;
 
 namespace QuantServe.Engine.Quantization.Methods;
 
-/// <summary>Progress of <see cref="GptqModelQuantizer.Quantize"/>: fraction done and the layer at work.</summary>
+/// <summary>Progress of <see cref="GptqModelQuantizer"/>: fraction done and the layer at work.</summary>
 public sealed record GptqProgress(double Fraction, int Layer, int Layers, string Stage);
 
 /// <summary>GPTQ results of a whole model by GGUF tensor name (<c>blk.N.attn_q.weight</c> …), and the time taken.</summary>
@@ -27,7 +27,16 @@ public static class GptqModelQuantizer
     /// <summary>Quantizes <paramref name="model"/> in place (see the class summary).</summary>
     public static GptqModelResult Quantize(LoadedModel model, CalibrationSet set, GptqOptions options,
         IProgress<GptqProgress>? progress = null, CancellationToken cancellation = default)
-        => Run(model, set, options, progress, cancellation);
+        => Run(model, set, options, progress, cancellation, null);
+
+    /// <summary>
+    /// <see cref="Quantize(LoadedModel, CalibrationSet, GptqOptions, IProgress{GptqProgress}?, CancellationToken)"/> with the
+    /// Hessian accumulation and the column sweeps on <paramref name="accelerator"/> (null: the CPU). The calibration forward
+    /// passes and each matrix's Cholesky factor stay on the CPU.
+    /// </summary>
+    public static GptqModelResult Quantize(LoadedModel model, CalibrationSet set, GptqOptions options, IGptqAccelerator? accelerator,
+        IProgress<GptqProgress>? progress = null, CancellationToken cancellation = default)
+        => Run(model, set, options, progress, cancellation, accelerator);
 
     /// <summary>
     /// Round-to-nearest on the same grid (per-row, per-group min/max, same bits and symmetry), in place: GPTQ with an
@@ -35,7 +44,7 @@ public static class GptqModelQuantizer
     /// measured against.
     /// </summary>
     public static GptqModelResult RoundToNearest(LoadedModel model, GptqOptions options, CancellationToken cancellation = default)
-        => Run(model, null, options with { ActOrder = false }, null, cancellation);
+        => Run(model, null, options with { ActOrder = false }, null, cancellation, null);
 
     private static double[] Identity(int n)
     {
@@ -52,7 +61,7 @@ public static class GptqModelQuantizer
     ];
 
     private static GptqModelResult Run(LoadedModel model, CalibrationSet? set, GptqOptions options,
-        IProgress<GptqProgress>? progress, CancellationToken cancellation)
+        IProgress<GptqProgress>? progress, CancellationToken cancellation, IGptqAccelerator? accelerator)
     {
         options.Validate();
         var sw = Stopwatch.StartNew();
@@ -100,9 +109,10 @@ public static class GptqModelQuantizer
                 if (set is null) h = Identity(width);
                 else
                 {
-                    var observer = new StageHessian(l, stage, width);
+                    using var hessian = accelerator?.CreateHessian(width) ?? new GptqHessian(width);
+                    var observer = new StageHessian(l, stage, hessian);
                     Pass(l, observer, step);
-                    h = observer.Hessian.ToMatrix();
+                    h = hessian.ToMatrix();
                 }
                 var L = model.Weights.Layers[l];
                 var matrices = new Dictionary<string, WeightMatrix>
@@ -117,7 +127,7 @@ public static class GptqModelQuantizer
                     var w = matrices[name];
                     var dense = new float[w.Rows * w.Cols];
                     for (int r = 0; r < w.Rows; r++) w.DequantizeRow(r, dense.AsSpan(r * w.Cols, w.Cols));
-                    var result = GptqQuantizer.Quantize(dense, w.Rows, w.Cols, h, options);
+                    var result = GptqQuantizer.Quantize(dense, w.Rows, w.Cols, h, options, accelerator);
                     results[$"blk.{l}.{name}.weight"] = result;
                     matrices[name] = F32Matrix(w.Name, result);
                 }
@@ -154,9 +164,9 @@ public static class GptqModelQuantizer
 
     private sealed class StageCaptured : Exception;
 
-    private sealed class StageHessian(int layer, LinearInput stage, int width) : IActivationObserver
+    private sealed class StageHessian(int layer, LinearInput stage, IGptqHessian hessian) : IActivationObserver
     {
-        public readonly GptqHessian Hessian = new(width);
+        public readonly IGptqHessian Hessian = hessian;
 
         public void Observe(int l, LinearInput input, ReadOnlySpan<float> rows, int tokens, int w)
         {

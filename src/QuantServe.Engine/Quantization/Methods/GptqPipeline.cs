@@ -20,14 +20,14 @@ public static class GptqPipeline
     /// <summary>Quantizes <paramref name="input"/> to <paramref name="type"/> using the text of <paramref name="calibrationText"/>.</summary>
     public static GptqPipelineResult Quantize(string input, string output, string type, string calibrationText, string calibrationSource,
         int samples = CalibrationSet.DefaultSamples, int sequenceLength = CalibrationSet.DefaultSequenceLength,
-        IProgress<GptqProgress>? progress = null, CancellationToken cancellation = default)
+        IProgress<GptqProgress>? progress = null, CancellationToken cancellation = default, IGptqAccelerator? accelerator = null)
     {
         var sw = Stopwatch.StartNew();
         var options = GptqTypes.Parse(type);
         using var model = ModelLoader.Load(input);
         GptqCheckpointWriter.CheckSource(model);
         var set = CalibrationSet.FromText(calibrationText, model.Tokenizer, model.Config.ContextLength, samples, sequenceLength, calibrationSource);
-        var result = GptqModelQuantizer.Quantize(model, set, options, progress, cancellation);
+        var result = GptqModelQuantizer.Quantize(model, set, options, accelerator, progress, cancellation);
         long bytes = GptqCheckpointWriter.Write(model, result, options, output, cancellation);
         long parameters = result.Matrices.Values.Sum(m => (long)m.Rows * m.Cols);
         return new GptqPipelineResult(Path.GetFullPath(output), GptqTypes.Name(options), set.Samples, set.SequenceLength,

@@ -25,7 +25,33 @@ public static class GptqQuantizer
     public static GptqResult QuantizeReference(ReadOnlySpan<float> weights, int rows, int cols, double[] hessian, GptqOptions options)
         => Run(weights, rows, cols, hessian, options, lazy: false);
 
+    /// <summary>
+    /// <see cref="Quantize(ReadOnlySpan{float}, int, int, double[], GptqOptions)"/> with the per-row column sweep on
+    /// <paramref name="accelerator"/> when it takes the matrix (the Hessian preparation and its Cholesky factor stay on
+    /// the CPU, in double); otherwise on the CPU.
+    /// </summary>
+    public static GptqResult Quantize(ReadOnlySpan<float> weights, int rows, int cols, double[] hessian, GptqOptions options,
+        IGptqAccelerator? accelerator)
+    {
+        var plan = Prepare(weights, rows, cols, hessian, options, lazy: true);
+        var q = new byte[rows * cols];
+        var scales = new float[rows * plan.Groups];
+        var zeros = new int[rows * plan.Groups];
+        if (accelerator is null || !accelerator.TrySweep(plan, weights, q, scales, zeros)) Sweep(plan, weights, q, scales, zeros);
+        return Finish(plan, options, q, scales, zeros);
+    }
+
     private static GptqResult Run(ReadOnlySpan<float> weights, int rows, int cols, double[] hessian, GptqOptions options, bool lazy)
+    {
+        var plan = Prepare(weights, rows, cols, hessian, options, lazy);
+        var q = new byte[rows * cols];
+        var scales = new float[rows * plan.Groups];
+        var zeros = new int[rows * plan.Groups];
+        Sweep(plan, weights, q, scales, zeros);
+        return Finish(plan, options, q, scales, zeros);
+    }
+
+    private static GptqPlan Prepare(ReadOnlySpan<float> weights, int rows, int cols, double[] hessian, GptqOptions options, bool lazy)
     {
         options.Validate();
         if (rows <= 0 || cols <= 0) throw new ArgumentException($"bad matrix shape {rows} × {cols}");
@@ -67,17 +93,29 @@ public static class GptqQuantizer
         }
 
         int group = options.GroupSize > 0 ? options.GroupSize : n;
-        int groups = (n + group - 1) / group;
-        int maxq = options.MaxQ;
-        bool sym = options.Symmetric, mse = options.MseGrid;
-        bool staticGroups = options.StaticGroups && perm is not null;
         int block = lazy ? Math.Min(options.EffectiveBlock(n), n) : n;
+        return new GptqPlan(rows, n, dead, perm, u, group, (n + group - 1) / group, options.MaxQ, options.Symmetric, options.MseGrid,
+            options.StaticGroups && perm is not null, block);
+    }
 
-        var q = new byte[rows * cols];
-        var scales = new float[rows * groups];
-        var zeros = new int[rows * groups];
+    private static GptqResult Finish(GptqPlan plan, GptqOptions options, byte[] q, float[] scales, int[] zeros)
+    {
+        int n = plan.Cols, group = plan.Group;
+        var perm = plan.Perm;
+        var gIdx = new int[n];
+        for (int i = 0; i < n; i++) gIdx[perm?[i] ?? i] = plan.StaticGroups ? (perm![i]) / group : i / group;
+        return new GptqResult(options, plan.Rows, n, plan.Groups, q, scales, zeros, gIdx, perm);
+    }
+
+    /// <summary>The CPU column sweep of every row (see the class summary), writing codes, scales and zero points.</summary>
+    private static void Sweep(GptqPlan plan, ReadOnlySpan<float> weights, byte[] q, float[] scales, int[] zeros)
+    {
+        int n = plan.Cols, rows = plan.Rows, group = plan.Group, groups = plan.Groups, maxq = plan.MaxQ, block = plan.Block;
+        bool sym = plan.Symmetric, mse = plan.MseGrid, staticGroups = plan.StaticGroups;
+        var dead = plan.Dead;
+        var perm = plan.Perm;
         var w32 = weights.ToArray();
-        var uu = u;
+        var uu = plan.U;
 
         Parallel.For(0, rows, () => (W: new double[n], Err: new double[block]), (r, _, s) =>
         {
@@ -126,9 +164,5 @@ public static class GptqQuantizer
             }
             return s;
         }, _ => { });
-
-        var gIdx = new int[n];
-        for (int i = 0; i < n; i++) gIdx[perm?[i] ?? i] = staticGroups ? (perm![i]) / group : i / group;
-        return new GptqResult(options, rows, cols, groups, q, scales, zeros, gIdx, perm);
     }
 }
