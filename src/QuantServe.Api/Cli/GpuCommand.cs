@@ -191,7 +191,9 @@ public static class GpuCommand
         var prompt = new Option<int>("--prompt-tokens") { Description = "Prompt tokens prefilled per sequence before timing", DefaultValueFactory = _ => 32 };
         var requantize = new Option<string?>("--requantize") { Description = "Re-quantize each model's layer matrices in memory to this RTN type (head: int8) before decoding, e.g. int4-g128" };
         var peak = new Option<double>("--peak-gbs") { Description = "Peak DRAM bandwidth for the % column and the bound (H100 SXM HBM3: 3350)", DefaultValueFactory = _ => GpuBench.H100PeakGBs };
-        var command = new Command("bench", "GEMV bandwidth per format and decode tokens/s against the bandwidth bound.") { Device, gemv, formats, iterations, models, batches, steps, prompt, requantize, peak };
+        var attention = new Option<bool>("--attention") { Description = "Split-K attention vs one block per head: agreement on ragged contexts 1..4096 and time per context" };
+        var longContext = new Option<int>("--long-context") { Description = "Also decode batch 1 after a prompt of this many tokens, with one-block and split-K attention" };
+        var command = new Command("bench", "GEMV bandwidth per format and decode tokens/s against the bandwidth bound.") { Device, gemv, formats, iterations, models, batches, steps, prompt, requantize, peak, attention, longContext };
         command.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
@@ -214,6 +216,23 @@ public static class GpuCommand
                         }
                     }
             }
+            int failures = 0;
+            if (parse.GetValue(attention))
+            {
+                o.WriteLine();
+                o.WriteLine("| contexts (positions attended per token) | heads / kv heads × head dim | max splits | max rel diff split vs single | single µs | split-K µs | result |");
+                o.WriteLine("|---|---|---:|---:|---:|---:|---|");
+                int[] ragged = [1, 2, 3, 31, 32, 33, 64, 65, 100, 127, 129, 500, 1000, 2047, 3001, 4096];
+                foreach (var (h, kvh, hd) in new[] { (32, 4, 64), (32, 8, 128) })
+                    foreach (var ctx in new[] { ragged, [1], [128], [512], [1024], [2048], [4096] })
+                    {
+                        var r = GpuBench.Attention(backend, h, kvh, hd, ctx, parse.GetValue(iterations));
+                        bool ok = r.MaxRelDiff <= 1e-5;
+                        failures += ok ? 0 : 1;
+                        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"| {(ctx.Length > 1 ? $"{ctx.Length} ragged: {r.Contexts}" : r.Contexts)} | {r.Heads}/{r.KvHeads} × {r.HeadDim} | {r.Splits} | {r.MaxRelDiff:E1} | {r.SingleMicroseconds:F1} | {r.SplitMicroseconds:F1} | {(ok ? "pass" : "FAIL")} |"));
+                    }
+            }
             foreach (var path in parse.GetValue(models) ?? [])
             {
                 var rq = parse.GetValue(requantize);
@@ -232,8 +251,24 @@ public static class GpuCommand
                     o.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"| {r.Batch} | {r.Steps} | {r.TokensPerSecond:F0} | {r.BoundTokensPerSecond:F0} | {100 * r.TokensPerSecond / r.BoundTokensPerSecond:F1}% | {r.DeviceBytes / 1e6:F0} MB | {r.EstimatedBytes / 1e6:F0} MB |"));
                 }
+                int lc = parse.GetValue(longContext);
+                if (lc > 0)
+                {
+                    int st = parse.GetValue(steps);
+                    o.WriteLine();
+                    o.WriteLine($"batch 1 after a {lc}-token prompt (contexts {lc + 1}..{lc + st}):");
+                    o.WriteLine("| attention | tokens/s | bound tokens/s (weights only) |");
+                    o.WriteLine("|---|---:|---:|");
+                    foreach (bool split in new[] { false, true })
+                    {
+                        gpu.SplitAttention = split;
+                        var r = GpuBench.Decode(gpu, 1, lc, st, pk);
+                        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {(split ? "split-K" : "one block per head")} | {r.TokensPerSecond:F0} | {r.BoundTokensPerSecond:F0} |"));
+                    }
+                    gpu.SplitAttention = true;
+                }
             }
-            return 0;
+            return failures == 0 ? 0 : 1;
         });
         return command;
     }
