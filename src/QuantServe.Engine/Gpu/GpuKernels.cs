@@ -169,7 +169,7 @@ public sealed unsafe class GpuKernels : IDisposable
     public void GemvGlu(GpuMatrix gateUp, GpuActivations q, ulong y, int ys, int batch)
     {
         if (!UsesIntegerDot(gateUp) || gateUp.Rows % 2 != 0) throw new ArgumentException($"{gateUp}: not a stacked integer-dot gate/up matrix");
-        LaunchQ(_gemvqGlu, gateUp, gateUp.Rows / 2, q, y, ys, batch, false);
+        LaunchQ(_gemvqGlu, gateUp, gateUp.Rows / 2, true, q, y, ys, batch, false);
     }
 
     /// <summary>Split count limit for <see cref="DecodeAttention"/>: enough (head, split) blocks to give every SM about four.</summary>
@@ -208,18 +208,21 @@ public sealed unsafe class GpuKernels : IDisposable
         int heads, int kvHeads, int headDim, float scale, int tokens)
         => _device.Launch(Attention, (heads, tokens), 128, 0, q, qs, output, os, positions, kc, vc, layerOffset, heads, kvHeads, headDim, scale);
 
-    private void GemvQ(GpuMatrix w, GpuActivations q, ulong y, int ys, int batch, bool accumulate) => LaunchQ(_gemvq, w, w.Rows, q, y, ys, batch, accumulate);
+    // Rows per warp of the integer-dot kernels (gemvq.cu's DEFINE_GEMVQ): one at batch 1, two for batch tiles; the GLU
+    // kernels pair a gate row with its up row.
+    private void GemvQ(GpuMatrix w, GpuActivations q, ulong y, int ys, int batch, bool accumulate) => LaunchQ(_gemvq, w, w.Rows, false, q, y, ys, batch, accumulate);
 
-    private void LaunchQ(Dictionary<(GpuKernelKind, int), nint> kernels, GpuMatrix w, int rows, GpuActivations q, ulong y, int ys, int batch, bool accumulate)
+    private void LaunchQ(Dictionary<(GpuKernelKind, int), nint> kernels, GpuMatrix w, int rows, bool glu, GpuActivations q, ulong y, int ys, int batch, bool accumulate)
     {
         var mat = w.Mat;
         int add = accumulate ? 1 : 0;
-        int grid = (rows + GemvWarps - 1) / GemvWarps;
         void** args = stackalloc void*[7];
         for (int b0 = 0; b0 < batch;)
         {
             int left = batch - b0, nb = left >= 16 ? 16 : left > 1 ? (left > 4 ? 16 : 4) : 1;
             int take = Math.Min(nb, left);
+            int warps = glu || nb == 1 ? rows : (rows + 1) / 2;
+            int grid = (warps + GemvWarps - 1) / GemvWarps;
             int blocks = q.Stride / 32;
             var act = new QAct
             {

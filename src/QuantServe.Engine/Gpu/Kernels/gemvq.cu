@@ -55,13 +55,14 @@ __device__ __forceinline__ int dp4a(int a, int b, int c)
     return r;
 }
 
+// Two independent dp4a chains of four, so consecutive instructions do not wait on each other.
 __device__ __forceinline__ int dot8(const uint4& w0, const uint4& w1, const uint4& x0, const uint4& x1, int acc)
 {
-    acc = dp4a((int)w0.x, (int)x0.x, acc); acc = dp4a((int)w0.y, (int)x0.y, acc);
-    acc = dp4a((int)w0.z, (int)x0.z, acc); acc = dp4a((int)w0.w, (int)x0.w, acc);
-    acc = dp4a((int)w1.x, (int)x1.x, acc); acc = dp4a((int)w1.y, (int)x1.y, acc);
-    acc = dp4a((int)w1.z, (int)x1.z, acc); acc = dp4a((int)w1.w, (int)x1.w, acc);
-    return acc;
+    int a = dp4a((int)w0.x, (int)x0.x, acc), b = dp4a((int)w1.x, (int)x1.x, 0);
+    a = dp4a((int)w0.y, (int)x0.y, a); b = dp4a((int)w1.y, (int)x1.y, b);
+    a = dp4a((int)w0.z, (int)x0.z, a); b = dp4a((int)w1.z, (int)x1.z, b);
+    a = dp4a((int)w0.w, (int)x0.w, a); b = dp4a((int)w1.w, (int)x1.w, b);
+    return a + b;
 }
 
 __device__ __forceinline__ uint4 lo_nib(const uint4& v) { return make_uint4(v.x & 0x0F0F0F0Fu, v.y & 0x0F0F0F0Fu, v.z & 0x0F0F0F0Fu, v.w & 0x0F0F0F0Fu); }
@@ -69,11 +70,11 @@ __device__ __forceinline__ uint4 hi_nib(const uint4& v) { return make_uint4((v.x
 __device__ __forceinline__ uint4 ldq(const i8* p) { return *reinterpret_cast<const uint4*>(p); }
 
 // Weights stream through once per product: 16-byte loads that skip L1 (L1::no_allocate) so the activations, which every
-// row re-reads, keep the L1.
+// row re-reads, keep the L1, and ask L2 to fetch 256-byte runs (a warp reads its row in runs of 4 × 512 bytes).
 __device__ __forceinline__ uint4 ldw(const u8* p)
 {
     uint4 r;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
     return r;
 }
 
@@ -93,120 +94,141 @@ __device__ __forceinline__ int dot4(const uint4& w, const uint4& x, int acc)
 #define FMT_Q4_K 2
 #define FMT_INT4 3
 
-// Adds piece o of `row` (codes w) times each activation row b < nb into acc[b].
+// A row's scale and offset for piece o (see the contribution below), loaded before the activations.
+template <int FMT> __device__ __forceinline__ void piece_scale(const Mat& m, int row, int o, int gshift, float& scale, float& offset)
+{
+    if constexpr (FMT == FMT_Q8_0)
+    {
+        scale = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[o >> 1]);
+        offset = 0.f;
+    }
+    else if constexpr (FMT == FMT_Q4_0)
+    {
+        scale = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[o]);
+        offset = 8.f * scale;
+    }
+    else if constexpr (FMT == FMT_INT4)
+    {
+        int g = gshift >= 0 ? (o * 32) >> gshift : (o * 32) / m.group;
+        scale = reinterpret_cast<const float*>(m.s + row * m.sStride)[g];
+        offset = scale * (m.z ? (float)m.z[row * (m.sStride / 4) + g] : 8.f);
+    }
+    else
+    {
+        uint4 hd = __ldg(reinterpret_cast<const uint4*>(m.s + row * m.sStride + (o >> 3) * 16));
+        q4k_scale(hd, o & 7, scale, offset);
+    }
+}
+
+// Adds piece o (codes w[r] of rows row[r], r < R) times each activation row b < nb into acc[r][b]; the activation block
+// is loaded once for all R rows.
 //   Q8_0: Σ ≈ d_w · d_x · Σ q_w q_x over the piece's 16 elements (block o / 2).
 //   Q4_0: d_w · (d_x · Σ u q_x − 8 · d_x Σ q_x), u the 4-bit codes.
 //   Q4_K: (d · sc_k) · d_x · Σ u q_x − (dmin · m_k) · d_x Σ q_x, sub-block k = o % 8 of super-block o / 8 (header: fp16 d,
 //         fp16 dmin, the 12 packed 6-bit scale/min bytes).
 //   int4: s_g · (d_x · Σ u q_x − z_g · d_x Σ q_x), group g = 32·o / group, z = 8 when symmetric.
-template <int FMT, int NB> __device__ __forceinline__ void piece(const Mat& m, int row, int o, const uint4& w, const QAct& a, int nb, float* acc)
+template <int FMT, int NB, int R> __device__ __forceinline__ void pieces(const Mat& m, const int* row, int o, const uint4* w, int gshift,
+    const QAct& a, int nb, float (*acc)[NB])
 {
+    float scale[R], offset[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) piece_scale<FMT>(m, row[r], o, gshift, scale[r], offset[r]);
     if constexpr (FMT == FMT_Q8_0)
     {
-        float dw = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[o >> 1]);
 #pragma unroll
         for (int b = 0; b < NB; b++)
         {
             if (b >= nb) break;
-            int isum = dot4(w, ldq(a.q + b * a.qs + o * 16), 0);
-            acc[b] += dw * a.d[b * a.ds + (o >> 1)] * (float)isum;
+            uint4 x = ldq(a.q + b * a.qs + o * 16);
+            float dx = a.d[b * a.ds + (o >> 1)];
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r][b] += scale[r] * dx * (float)dot4(w[r], x, 0);
         }
     }
     else
     {
-        uint4 lo = lo_nib(w), hi = hi_nib(w);
-        float scale, offset;
-        if constexpr (FMT == FMT_Q4_0)
-        {
-            scale = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[o]);
-            offset = 8.f * scale;
-        }
-        else if constexpr (FMT == FMT_INT4)
-        {
-            int g = (o * 32) / m.group;
-            scale = reinterpret_cast<const float*>(m.s + row * m.sStride)[g];
-            offset = scale * (m.z ? (float)m.z[row * (m.sStride / 4) + g] : 8.f);
-        }
-        else
-        {
-            uint4 hd = __ldg(reinterpret_cast<const uint4*>(m.s + row * m.sStride + (o >> 3) * 16));
-            q4k_scale(hd, o & 7, scale, offset);
-        }
 #pragma unroll
         for (int b = 0; b < NB; b++)
         {
             if (b >= nb) break;
             const i8* xq = a.q + b * a.qs + o * 32;
-            int isum = dot8(lo, hi, ldq(xq), ldq(xq + 16), 0);
-            acc[b] += scale * a.d[b * a.ds + o] * (float)isum - offset * a.s[b * a.ds + o];
+            uint4 x0 = ldq(xq), x1 = ldq(xq + 16);
+            float dx = a.d[b * a.ds + o], sx = a.s[b * a.ds + o];
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                acc[r][b] += scale[r] * dx * (float)dot8(lo_nib(w[r]), hi_nib(w[r]), x0, x1, 0) - offset[r] * sx;
         }
     }
 }
 
-// One warp per output row (GLU: per pair of rows r and r + rows of a [gate; up] matrix, written as SiLU(gate) · up);
-// each lane issues U independent 16-byte weight loads before using any, so a warp keeps U × 512 bytes in flight.
-template <int FMT, int NB, bool GLU> __device__ void gemvq_body(const Mat& m, int rows, const QAct& a, float* y, int ys, int nb, int add)
+// Each warp computes R rows: rows R·w .. R·w + R − 1 (GLU: R = 2, rows w and w + rows of a [gate; up] matrix, written as
+// SiLU(gate) · up), so every activation block loaded serves R weight rows. Each lane issues U independent 16-byte
+// weight loads per row before using any (a warp keeps R · U · 512 bytes in flight); the last round is guarded, so a row
+// whose piece count is not a multiple of 32·U still has all its loads in flight together.
+template <int FMT, int NB, bool GLU, int R, int U> __device__ void gemvq_body(const Mat& m, int rows, const QAct& a, float* y, int ys, int nb, int add)
 {
-    constexpr int U = NB == 1 ? 8 : 4;
+    static_assert(!GLU || R == 2, "GLU pairs a gate row with its up row");
     int lane = threadIdx.x & 31;
-    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (row >= rows) return;
-    int row2 = GLU ? row + rows : row;
-    const u8* p1 = m.q + row * m.qStride;
-    const u8* p2 = m.q + row2 * m.qStride;
+    int w = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int row[R];
+    if constexpr (GLU) { if (w >= rows) return; row[0] = w; row[1] = w + rows; }
+    else
+    {
+        if (R * w >= rows) return;
+#pragma unroll
+        for (int r = 0; r < R; r++) row[r] = min(R * w + r, rows - 1);
+    }
+    int gshift = -1;
+    if constexpr (FMT == FMT_INT4) gshift = (m.group & (m.group - 1)) == 0 ? __ffs(m.group) - 1 : -1;
     int n = FMT == FMT_Q8_0 ? 2 * m.units : m.units;
-    float acc[NB], acc2[NB];
+    float acc[R][NB];
 #pragma unroll
-    for (int b = 0; b < NB; b++) { acc[b] = 0.f; acc2[b] = 0.f; }
-    int o = lane;
-    for (; o + 32 * (U - 1) < n; o += 32 * U)
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int b = 0; b < NB; b++) acc[r][b] = 0.f;
+    for (int o = lane; o < n; o += 32 * U)
     {
-        uint4 w[U], v[GLU ? U : 1];
+        uint4 wt[U][R];
 #pragma unroll
-        for (int i = 0; i < U; i++) w[i] = ldw(p1 + (long long)(o + 32 * i) * 16);
-        if constexpr (GLU)
-        {
+        for (int i = 0; i < U; i++)
 #pragma unroll
-            for (int i = 0; i < U; i++) v[i] = ldw(p2 + (long long)(o + 32 * i) * 16);
-        }
+            for (int r = 0; r < R; r++)
+                wt[i][r] = o + 32 * i < n ? ldw(m.q + row[r] * m.qStride + (long long)(o + 32 * i) * 16) : make_uint4(0u, 0u, 0u, 0u);
 #pragma unroll
-        for (int i = 0; i < U; i++) piece<FMT, NB>(m, row, o + 32 * i, w[i], a, nb, acc);
-        if constexpr (GLU)
-        {
-#pragma unroll
-            for (int i = 0; i < U; i++) piece<FMT, NB>(m, row2, o + 32 * i, v[i], a, nb, acc2);
-        }
-    }
-    for (; o < n; o += 32)
-    {
-        piece<FMT, NB>(m, row, o, ldw(p1 + (long long)o * 16), a, nb, acc);
-        if constexpr (GLU) piece<FMT, NB>(m, row2, o, ldw(p2 + (long long)o * 16), a, nb, acc2);
+        for (int i = 0; i < U; i++)
+            if (o + 32 * i < n) pieces<FMT, NB, R>(m, row, o + 32 * i, wt[i], gshift, a, nb, acc);
     }
 #pragma unroll
-    for (int b = 0; b < NB; b++)
-    {
-        acc[b] = warp_sum(acc[b]);
-        if constexpr (GLU) acc2[b] = warp_sum(acc2[b]);
-    }
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int b = 0; b < NB; b++) acc[r][b] = warp_sum(acc[r][b]);
     if (lane == 0)
     {
 #pragma unroll
         for (int b = 0; b < NB; b++)
         {
             if (b >= nb) break;
-            float* dst = y + (long long)b * ys + row;
-            if constexpr (GLU) *dst = acc[b] / (1.f + expf(-acc[b])) * acc2[b];
-            else *dst = add ? *dst + acc[b] : acc[b];
+            float* yb = y + (long long)b * ys;
+            if constexpr (GLU) yb[row[0]] = acc[0][b] / (1.f + expf(-acc[0][b])) * acc[1][b];
+            else
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    if (r == 0 || row[r] != row[r - 1]) yb[row[r]] = add ? yb[row[r]] + acc[r][b] : acc[r][b];
         }
     }
 }
 
-#define GEMVQ_ENTRY(NAME, FMT, NB)                                                                                     \
-    extern "C" __global__ void __launch_bounds__(128) NAME##_##NB(Mat m, int rows, QAct a, float* y, int ys, int nb, int add) \
-    { gemvq_body<FMT, NB, false>(m, rows, a, y, ys, nb, add); }                                                       \
-    extern "C" __global__ void __launch_bounds__(128) NAME##_glu_##NB(Mat m, int rows, QAct a, float* y, int ys, int nb, int add) \
-    { gemvq_body<FMT, NB, true>(m, rows, a, y, ys, nb, add); }
-#define DEFINE_GEMVQ(NAME, FMT) GEMVQ_ENTRY(NAME, FMT, 1) GEMVQ_ENTRY(NAME, FMT, 4) GEMVQ_ENTRY(NAME, FMT, 16)
+// Batch 1, measured on an H100 (gpu bench --gemv, 8192² and 4096×14336): occupancy decides, so the kernels are held to
+// 64 registers (8 resident blocks of 4 warps per SM) with one row per warp and 4 loads in flight per lane; two rows per
+// warp (sharing activation loads) or 8 loads per lane need more registers and measured 5-15% slower. The GLU kernel
+// pairs its two rows by construction and keeps 2 loads per row. Batch tiles (4, 16) keep 4 loads and two rows.
+#define GEMVQ_ENTRY(NAME, FMT, NB, R, U, MINB)                                                                         \
+    extern "C" __global__ void __launch_bounds__(128, MINB) NAME##_##NB(Mat m, int rows, QAct a, float* y, int ys, int nb, int add) \
+    { gemvq_body<FMT, NB, false, R, U>(m, rows, a, y, ys, nb, add); }                                                 \
+    extern "C" __global__ void __launch_bounds__(128, MINB) NAME##_glu_##NB(Mat m, int rows, QAct a, float* y, int ys, int nb, int add) \
+    { gemvq_body<FMT, NB, true, 2, NB == 1 ? 2 : U>(m, rows, a, y, ys, nb, add); }
+#define DEFINE_GEMVQ(NAME, FMT) GEMVQ_ENTRY(NAME, FMT, 1, 1, 4, 8) GEMVQ_ENTRY(NAME, FMT, 4, 2, 4, 1)            \
+    GEMVQ_ENTRY(NAME, FMT, 16, 2, 4, 1)
 
 DEFINE_GEMVQ(gemvq_q8_0, FMT_Q8_0)
 DEFINE_GEMVQ(gemvq_q4_0, FMT_Q4_0)
