@@ -186,7 +186,7 @@ public static class GpuCommand
         var formats = new Option<string[]>("--formats") { Description = "GEMV formats", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["Q4_K", "int4-g128", "Q8_0", "Q4_0", "Q5_K", "Q6_K", "int8", "nf4", "F16"] };
         var iterations = new Option<int>("--iterations") { Description = "GEMV launches timed per measurement", DefaultValueFactory = _ => 200 };
         var models = new Option<string[]>("--model", "-m") { Description = "Models to decode (repeatable)", AllowMultipleArgumentsPerToken = true };
-        var batches = new Option<int[]>("--batch") { Description = "Decode batch sizes", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [1, 16] };
+        var batches = new Option<int[]>("--batch") { Description = "Batch sizes (decode and GEMV)", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [1, 16] };
         var steps = new Option<int>("--steps") { Description = "Decode steps timed", DefaultValueFactory = _ => 128 };
         var prompt = new Option<int>("--prompt-tokens") { Description = "Prompt tokens prefilled per sequence before timing", DefaultValueFactory = _ => 32 };
         var requantize = new Option<string?>("--requantize") { Description = "Re-quantize each model's layer matrices in memory to this RTN type (head: int8) before decoding, e.g. int4-g128" };
@@ -208,7 +208,7 @@ public static class GpuCommand
                     foreach (var name in parse.GetValue(formats)!)
                     {
                         var format = TensorFormats.ForName(name) ?? throw new ArgumentException($"unknown format {name}");
-                        foreach (int b in (int[])[1, 16])
+                        foreach (int b in parse.GetValue(batches)!)
                         {
                             var r = GpuBench.Gemv(backend, format, rows, cols, b, parse.GetValue(iterations), pk);
                             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -246,11 +246,15 @@ public static class GpuCommand
                 o.WriteLine($"| batch | steps | tokens/s | bound tokens/s (batch × {pk:F0} GB/s ÷ bytes/step) | % of bound | device bytes (weights+scratch+KV) | VramEstimator total |");
                 o.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
                 foreach (int b in parse.GetValue(batches)!)
-                {
-                    var r = GpuBench.Decode(gpu, b, parse.GetValue(prompt), parse.GetValue(steps), pk);
-                    o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {r.Batch} | {r.Steps} | {r.TokensPerSecond:F0} | {r.BoundTokensPerSecond:F0} | {100 * r.TokensPerSecond / r.BoundTokensPerSecond:F1}% | {r.DeviceBytes / 1e6:F0} MB | {r.EstimatedBytes / 1e6:F0} MB |"));
-                }
+                    // Batch 1 also without programmatic dependent launch, to show what overlapping kernel launches gives.
+                    foreach (bool pdl in b == 1 && backend.Device.SupportsProgrammaticLaunch ? new[] { true, false } : [true])
+                    {
+                        gpu.ProgrammaticLaunch = pdl;
+                        var r = GpuBench.Decode(gpu, b, parse.GetValue(prompt), parse.GetValue(steps), pk);
+                        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"| {r.Batch}{(pdl ? "" : " (no PDL)")} | {r.Steps} | {r.TokensPerSecond:F0} | {r.BoundTokensPerSecond:F0} | {100 * r.TokensPerSecond / r.BoundTokensPerSecond:F1}% | {r.DeviceBytes / 1e6:F0} MB | {r.EstimatedBytes / 1e6:F0} MB |"));
+                    }
+                gpu.ProgrammaticLaunch = true;
                 int lc = parse.GetValue(longContext);
                 if (lc > 0)
                 {

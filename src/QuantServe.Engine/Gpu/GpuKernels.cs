@@ -132,7 +132,7 @@ public sealed unsafe class GpuKernels : IDisposable
             int take = Math.Min(nb, left);
             ulong xp = x + (ulong)((long)b0 * xs * 4), yp = y + (ulong)((long)b0 * ys * 4);
             args[0] = &mat; args[1] = &rows; args[2] = &xp; args[3] = &xs; args[4] = &yp; args[5] = &ys; args[6] = &take; args[7] = &add; args[8] = &lut;
-            _device.LaunchRaw(_gemv[(w.Kind, nb)], (grid, 1), GemvWarps * 32, 0, args);
+            RunRaw(_gemv[(w.Kind, nb)], (grid, 1), GemvWarps * 32, 0, args);
             b0 += take;
         }
     }
@@ -145,7 +145,7 @@ public sealed unsafe class GpuKernels : IDisposable
     {
         if (batch > q.MaxBatch || xs > q.MaxStride || xs % 32 != 0) throw new ArgumentException($"activation buffer holds {q.MaxBatch}×{q.MaxStride}, asked {batch}×{xs}");
         int blocks = xs / 32;
-        _device.Launch(QuantizeQ8, ((blocks + 127) / 128, batch), 128, 0, x, xs, cols, q.Codes, xs, q.Scales, q.Sums, blocks);
+        Run(QuantizeQ8, ((blocks + 127) / 128, batch), 128, 0, x, xs, cols, q.Codes, xs, q.Scales, q.Sums, blocks);
         q.Stride = xs;
     }
 
@@ -157,7 +157,7 @@ public sealed unsafe class GpuKernels : IDisposable
     public void RmsNormQuantize(ulong x, int xs, ulong rows, ulong w, ulong y, int ys, int dim, float eps, int batch, GpuActivations q)
     {
         if (batch > q.MaxBatch || ys > q.MaxStride || ys % 32 != 0) throw new ArgumentException($"activation buffer holds {q.MaxBatch}×{q.MaxStride}, asked {batch}×{ys}");
-        _device.Launch(RmsNormQ8, (batch, 1), 256, 0, x, xs, rows, w, y, ys, dim, eps, q.Codes, ys, q.Scales, q.Sums, ys / 32);
+        Run(RmsNormQ8, (batch, 1), 256, 0, x, xs, rows, w, y, ys, dim, eps, q.Codes, ys, q.Scales, q.Sums, ys / 32);
         q.Stride = ys;
     }
 
@@ -193,11 +193,11 @@ public sealed unsafe class GpuKernels : IDisposable
         int heads, int kvHeads, int headDim, float scale, int tokens, ulong scratch, int maxSplits, GpuActivations? quantized)
     {
         if (headDim > 256 || headDim % 4 != 0) throw new ArgumentException($"head_dim {headDim}: split attention needs a multiple of 4 up to 256");
-        _device.Launch(AttentionSplit, (heads * maxSplits, tokens), 128, 0, q, qs, scratch, positions, kc, vc, layerOffset, heads, kvHeads, headDim, scale,
+        Run(AttentionSplit, (heads * maxSplits, tokens), 128, 0, q, qs, scratch, positions, kc, vc, layerOffset, heads, kvHeads, headDim, scale,
             maxSplits, MinAttentionChunk);
         bool quantize = quantized != null && headDim % 32 == 0;
         if (quantize && (tokens > quantized!.MaxBatch || os > quantized.MaxStride)) throw new ArgumentException("activation buffer too small for the attention rows");
-        _device.Launch(AttentionCombine, (heads, tokens), (headDim + 31) / 32 * 32, 0, scratch, output, os, positions, heads, headDim, maxSplits, MinAttentionChunk,
+        Run(AttentionCombine, (heads, tokens), (headDim + 31) / 32 * 32, 0, scratch, output, os, positions, heads, headDim, maxSplits, MinAttentionChunk,
             quantize ? quantized!.Codes.Pointer : 0UL, os, quantize ? quantized!.Scales.Pointer : 0UL, quantize ? quantized!.Sums.Pointer : 0UL, os / 32);
         if (quantize) quantized!.Stride = os;
         return quantize;
@@ -206,7 +206,7 @@ public sealed unsafe class GpuKernels : IDisposable
     /// <summary>The one-block-per-(token, head) attention kernel (no split), same contract as <see cref="DecodeAttention"/>.</summary>
     public void AttentionSingle(ulong q, int qs, ulong output, int os, ulong positions, ulong kc, ulong vc, long layerOffset,
         int heads, int kvHeads, int headDim, float scale, int tokens)
-        => _device.Launch(Attention, (heads, tokens), 128, 0, q, qs, output, os, positions, kc, vc, layerOffset, heads, kvHeads, headDim, scale);
+        => Run(Attention, (heads, tokens), 128, 0, q, qs, output, os, positions, kc, vc, layerOffset, heads, kvHeads, headDim, scale);
 
     // Rows per warp of the integer-dot kernels (gemvq.cu's DEFINE_GEMVQ): one at batch 1, two for batch tiles; the GLU
     // kernels pair a gate row with its up row.
@@ -231,9 +231,31 @@ public sealed unsafe class GpuKernels : IDisposable
             };
             ulong yp = y + (ulong)((long)b0 * ys * 4);
             args[0] = &mat; args[1] = &rows; args[2] = &act; args[3] = &yp; args[4] = &ys; args[5] = &take; args[6] = &add;
-            _device.LaunchRaw(kernels[(w.Kind, nb)], (grid, 1), GemvWarps * 32, 0, args);
+            RunRaw(kernels[(w.Kind, nb)], (grid, 1), GemvWarps * 32, 0, args);
             b0 += take;
         }
+    }
+
+    /// <summary>
+    /// While true (and the device supports it), kernels are queued with programmatic dependent launch: each may be scheduled
+    /// before the previous one finishes (every kernel here waits for its predecessor first). The decode path turns it on
+    /// for the kernels after the first of a step; launches of kernels without that wait must not happen meanwhile.
+    /// </summary>
+    public bool Programmatic { get; set; }
+
+    /// <summary>Queues one of these kernels (see <see cref="Programmatic"/>).</summary>
+    internal void Launch(nint function, (int X, int Y) grid, int block, int sharedBytes, params ReadOnlySpan<KernelArg> args) => Run(function, grid, block, sharedBytes, args);
+
+    private void Run(nint function, (int X, int Y) grid, int block, int sharedBytes, params ReadOnlySpan<KernelArg> args)
+    {
+        if (Programmatic) _device.LaunchProgrammatic(function, grid, block, sharedBytes, args);
+        else _device.Launch(function, grid, block, sharedBytes, args);
+    }
+
+    private void RunRaw(nint function, (int X, int Y) grid, int block, int sharedBytes, void** args)
+    {
+        if (Programmatic) _device.LaunchRawProgrammatic(function, grid, block, sharedBytes, args);
+        else _device.LaunchRaw(function, grid, block, sharedBytes, args);
     }
 
     /// <inheritdoc />

@@ -278,6 +278,23 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     private bool _splitAttention = true;
 
     /// <summary>
+    /// Whether the kernels of a step after the first are queued with programmatic dependent launch where the device supports
+    /// it (Hopper or newer; default true): each is scheduled while its predecessor drains. Changing it drops the captured graphs.
+    /// </summary>
+    public bool ProgrammaticLaunch
+    {
+        get => _programmatic;
+        set
+        {
+            if (value == _programmatic) return;
+            _programmatic = value;
+            foreach (var g in _decodeGraphs.Values) _d.DestroyGraph(g);
+            _decodeGraphs.Clear();
+        }
+    }
+    private bool _programmatic = true;
+
+    /// <summary>
     /// Queues one piece. Per layer: RMSNorm fused with the int8 quantization of its output (when an integer-dot matrix
     /// reads it), q/k/v as one GEMV over the stacked matrix into one [q | k | v] row per token, RoPE + cache store, attention
     /// (split-K, its combine step also quantizing the output for W_o), W_o accumulated into the residual, RMSNorm +
@@ -286,10 +303,17 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     /// </summary>
     private void Kernels(int T, int firstFinal, int finals)
     {
+        // The embedding follows the host copies of the step, so it is launched normally; the rest may overlap launches.
+        _d.Launch(_k.Embed, (T, 1), 256, 0, _embedding, _embeddingF16 ? 1 : 0, _embeddingRowElements, _tokens, _x, _pd, _c.Dim);
+        _k.Programmatic = _programmatic && _d.SupportsProgrammaticLaunch;
+        try { Layers(T, firstFinal, finals); }
+        finally { _k.Programmatic = false; }
+    }
+
+    private void Layers(int T, int firstFinal, int finals)
+    {
         int dim = _c.Dim, hd = _c.HeadDim, L = _c.Layers;
         ulong q = _qkv.Pointer, k = _qkv.At(_c.QDim * 4L), v = _qkv.At((_c.QDim + _c.KvDim) * 4L);
-
-        _d.Launch(_k.Embed, (T, 1), 256, 0, _embedding, _embeddingF16 ? 1 : 0, _embeddingRowElements, _tokens, _x, _pd, dim);
         float scale = 1f / MathF.Sqrt(hd);
         bool split = _splitAttention && hd % 4 == 0;
         int maxSplits = _k.AttentionSplits(_c.Heads, T);
@@ -304,11 +328,11 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
                 _k.Gemv(layer.Wk, _xb.Pointer, _pd, k, _pqkv, T, false, qa);
                 _k.Gemv(layer.Wv, _xb.Pointer, _pd, v, _pqkv, T, false, qa);
             }
-            if (layer.Bq != null) _d.Launch(_k.AddBias, (T, 1), 256, 0, q, _pqkv, layer.Bq, _c.QDim);
-            if (layer.Bk != null) _d.Launch(_k.AddBias, (T, 1), 256, 0, k, _pqkv, layer.Bk, _c.KvDim);
-            if (layer.Bv != null) _d.Launch(_k.AddBias, (T, 1), 256, 0, v, _pqkv, layer.Bv, _c.KvDim);
+            if (layer.Bq != null) _k.Launch(_k.AddBias, (T, 1), 256, 0, q, _pqkv, layer.Bq, _c.QDim);
+            if (layer.Bk != null) _k.Launch(_k.AddBias, (T, 1), 256, 0, k, _pqkv, layer.Bk, _c.KvDim);
+            if (layer.Bv != null) _k.Launch(_k.AddBias, (T, 1), 256, 0, v, _pqkv, layer.Bv, _c.KvDim);
             ulong kc = _kptr.At((long)l * MaxBatchTokens * 8), vc = _vptr.At((long)l * MaxBatchTokens * 8);
-            _d.Launch(_k.RopeStore, (T, 1), 128, 0, q, _pqkv, k, v, _pqkv, _positions, _cos, _sin,
+            _k.Launch(_k.RopeStore, (T, 1), 128, 0, q, _pqkv, k, v, _pqkv, _positions, _cos, _sin,
                 _c.Heads, _c.KvHeads, hd, _c.Rope == RopeStyle.Neox ? 1 : 0, kc, vc, 0L);
             bool woDot = GpuKernels.UsesIntegerDot(layer.Wo);
             GpuActivations? qo;
@@ -330,7 +354,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
             {
                 _k.Gemv(layer.Gate, _xb.Pointer, _pd, _hb.Pointer, _ph, T, false, qa);
                 _k.Gemv(layer.Up, _xb.Pointer, _pd, _hb2.Pointer, _ph, T, false, qa);
-                _d.Launch(_k.SwiGlu, (T, 1), 256, 0, _hb, _hb2, _ph, _c.HiddenDim);
+                _k.Launch(_k.SwiGlu, (T, 1), 256, 0, _hb, _hb2, _ph, _c.HiddenDim);
             }
             _k.Gemv(layer.Down, _hb.Pointer, _ph, _x.Pointer, _pd, T, true, Quantized(_hb.Pointer, _ph, _c.HiddenDim, T, layer.Down));
         }
@@ -348,7 +372,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
                 _k.RmsNormQuantize(x, _pd, rows, weight.Pointer, _xb.Pointer, _pd, _c.Dim, _c.NormEps, T, _qa);
                 return _qa;
             }
-        _d.Launch(_k.RmsNorm, (T, 1), 256, 0, x, _pd, rows, weight, _xb, _pd, _c.Dim, _c.NormEps);
+        _k.Launch(_k.RmsNorm, (T, 1), 256, 0, x, _pd, rows, weight, _xb, _pd, _c.Dim, _c.NormEps);
         return null;
     }
 

@@ -4,6 +4,15 @@
 // per call whatever the batch, so a decode step is bound by weight bandwidth. Activation rows are zero-padded to a
 // multiple of 256 elements, so units that run past the matrix width read zeros.
 
+// Programmatic dependent launch (Hopper and newer): every kernel first waits until the kernel before it on the stream has
+// finished and its writes are visible, then lets the next kernel be scheduled while it runs, so launch latency overlaps
+// the previous kernel's tail. Both are no-ops for a normal launch and are compiled out before sm_90.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define PDL_ENTER() do { asm volatile("griddepcontrol.wait;" ::: "memory"); asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); } while (0)
+#else
+#define PDL_ENTER() do { } while (0)
+#endif
+
 typedef unsigned char u8;
 typedef signed char i8;
 typedef unsigned short u16;
@@ -347,6 +356,7 @@ template <int NB> __device__ __forceinline__ void unit_nf4(const Mat& m, int row
 #define DEFINE_GEMV(NAME, UNIT)                                                                                       \
     template <int NB> __device__ void NAME##_body(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add) \
     {                                                                                                                 \
+        PDL_ENTER();                                                                                                  \
         int lane = threadIdx.x & 31;                                                                                  \
         int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);                                               \
         if (row >= rows) return;                                                                                      \
@@ -371,6 +381,7 @@ DEFINE_GEMV(gemv_int8, unit_int8)
 
 template <int NB> __device__ void gemv_nf4_body(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add, const float* lutg)
 {
+    PDL_ENTER();
     __shared__ float lut[16];
     if (threadIdx.x < 16) lut[threadIdx.x] = lutg[threadIdx.x];
     __syncthreads();

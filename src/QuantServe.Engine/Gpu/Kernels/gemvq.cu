@@ -16,6 +16,7 @@ struct QAct
 // One block of 32 activations per thread: grid (ceil(blocks / 128), T), 128 threads.
 extern "C" __global__ void quantize_q8(const float* x, int xs, int cols, i8* q, int qs, float* d, float* s, int ds)
 {
+    PDL_ENTER();
     int blk = blockIdx.x * blockDim.x + threadIdx.x, t = blockIdx.y;
     int nblk = (cols + 31) / 32;
     if (blk >= (qs / 32)) return;
@@ -168,6 +169,7 @@ template <int FMT, int NB, int R> __device__ __forceinline__ void pieces(const M
 template <int FMT, int NB, bool GLU, int R, int U> __device__ void gemvq_body(const Mat& m, int rows, const QAct& a, float* y, int ys, int nb, int add)
 {
     static_assert(!GLU || R == 2, "GLU pairs a gate row with its up row");
+    PDL_ENTER();
     int lane = threadIdx.x & 31;
     int w = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int row[R];
@@ -241,6 +243,7 @@ DEFINE_GEMVQ(gemvq_int4, FMT_INT4)
 extern "C" __global__ void rmsnorm_q8(const float* x, int xs, const int* rows, const float* w, float* y, int ys, int dim, float eps,
     i8* q, int qs, float* d, float* s, int ds)
 {
+    PDL_ENTER();
     __shared__ float part[8];
     int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const float* xr = x + (long long)(rows ? rows[t] : t) * xs;

@@ -45,6 +45,7 @@ __device__ float block_sum(float v)
 // x[t][c] = table[tokens[t]][c] (F32 when f16 == 0, else F16 rows), for c < dim. Grid (T), any block size.
 extern "C" __global__ void embed(const void* table, int f16, long long rowStride, const int* tokens, float* x, int xs, int dim)
 {
+    PDL_ENTER();
     int t = blockIdx.x;
     long long base = (long long)tokens[t] * rowStride;
     for (int c = threadIdx.x; c < dim; c += blockDim.x)
@@ -54,6 +55,7 @@ extern "C" __global__ void embed(const void* table, int f16, long long rowStride
 // RMSNorm: y[t] = w ⊙ x[t] · 1/sqrt(mean(x[t]²) + eps). Grid (T) with rows[t] choosing the source row (null: row t).
 extern "C" __global__ void rmsnorm(const float* x, int xs, const int* rows, const float* w, float* y, int ys, int dim, float eps)
 {
+    PDL_ENTER();
     int t = blockIdx.x;
     const float* xr = x + (long long)(rows ? rows[t] : t) * xs;
     float ss = 0.f;
@@ -66,12 +68,14 @@ extern "C" __global__ void rmsnorm(const float* x, int xs, const int* rows, cons
 // y[t][c] += bias[c] for c < n. Grid (T).
 extern "C" __global__ void add_bias(float* y, int ys, const float* bias, int n)
 {
+    PDL_ENTER();
     for (int c = threadIdx.x; c < n; c += blockDim.x) y[(long long)blockIdx.x * ys + c] += bias[c];
 }
 
 // gate[t][c] = SiLU(gate[t][c]) · up[t][c], SiLU(g) = g / (1 + e^-g). Grid (T).
 extern "C" __global__ void swiglu(float* gate, const float* up, int s, int n)
 {
+    PDL_ENTER();
     long long o = (long long)blockIdx.x * s;
     for (int c = threadIdx.x; c < n; c += blockDim.x)
     {
@@ -87,6 +91,7 @@ extern "C" __global__ void rope_store(float* q, int qs, float* k, float* v, int 
     const float* cosT, const float* sinT, int heads, int kvHeads, int headDim, int neox,
     float* const* kc, float* const* vc, long long layerOffset)
 {
+    PDL_ENTER();
     int t = blockIdx.x, half = headDim >> 1, pos = positions[t];
     const float* cs = cosT + (long long)pos * half;
     const float* sn = sinT + (long long)pos * half;
@@ -121,6 +126,7 @@ extern "C" __global__ void rope_store(float* q, int qs, float* k, float* v, int 
 extern "C" __global__ void attention(const float* q, int qs, float* out, int os, const int* positions,
     const float* const* kc, const float* const* vc, long long layerOffset, int heads, int kvHeads, int headDim, float scale)
 {
+    PDL_ENTER();
     __shared__ float qv[256];
     __shared__ float sc[ATT_TILE];
     __shared__ float red[1024];
@@ -202,6 +208,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_split(const float* q
     const float* const* kc, const float* const* vc, long long layerOffset, int heads, int kvHeads, int headDim, float scale,
     int maxSplits, int minChunk)
 {
+    PDL_ENTER();
     __shared__ __align__(16) float qv[256];
     __shared__ float pr[SPLIT_TILE];
     __shared__ float red[256];
@@ -289,6 +296,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_split(const float* q
 extern "C" __global__ void attention_combine(const float* part, float* out, int os, const int* positions, int heads, int headDim,
     int maxSplits, int minChunk, i8* qc, int qcs, float* qd, float* qsum, int qds)
 {
+    PDL_ENTER();
     int h = blockIdx.x, t = blockIdx.y, d = threadIdx.x;
     int n = positions[t] + 1;
     int splits = min(maxSplits, (n + minChunk - 1) / minChunk);
@@ -327,6 +335,7 @@ extern "C" __global__ void attention_combine(const float* part, float* out, int 
 // Greedy sampling: ids[r] = argmax_c logits[r][c] (lowest index on ties). Grid (rows), 1024 threads.
 extern "C" __global__ void argmax_rows(const float* logits, int ls, int n, int* ids)
 {
+    PDL_ENTER();
     __shared__ float bv[32];
     __shared__ int bi[32];
     const float* row = logits + (long long)blockIdx.x * ls;
@@ -358,6 +367,7 @@ extern "C" __global__ void argmax_rows(const float* logits, int ls, int n, int* 
 // Grid (rows), 1024 threads.
 extern "C" __global__ void topk_sample(const float* logits, int ls, int n, int k, float temp, const float* uniforms, int* ids)
 {
+    PDL_ENTER();
     __shared__ float bv[32];
     __shared__ int bi[32];
     __shared__ float topv[64];
