@@ -247,7 +247,7 @@ public static class GpuCommand
                 o.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
                 foreach (int b in parse.GetValue(batches)!)
                     // Batch 1 also without programmatic dependent launch, to show what overlapping kernel launches gives.
-                    foreach (bool pdl in b == 1 && backend.Device.SupportsProgrammaticLaunch ? new[] { true, false } : [true])
+                    foreach (bool pdl in b == 1 && backend.Kernels.CanLaunchProgrammatic ? new[] { true, false } : [true])
                     {
                         gpu.ProgrammaticLaunch = pdl;
                         var r = GpuBench.Decode(gpu, b, parse.GetValue(prompt), parse.GetValue(steps), pk);

@@ -70,6 +70,7 @@ public sealed unsafe class GpuKernels : IDisposable
         Attention = device.Function("attention");
         Argmax = device.Function("argmax_rows");
         TopK = device.Function("topk_sample");
+        CanLaunchProgrammatic = ProbeProgrammatic();
         _nf4 = device.Allocate(64);
         device.Upload(CodebookFormat.Nf4.Values, _nf4.Pointer);
         _fp4 = device.Allocate(64);
@@ -242,6 +243,21 @@ public sealed unsafe class GpuKernels : IDisposable
     /// for the kernels after the first of a step; launches of kernels without that wait must not happen meanwhile.
     /// </summary>
     public bool Programmatic { get; set; }
+
+    /// <summary>Whether a programmatic dependent launch worked on this device (probed once with an empty kernel).</summary>
+    public bool CanLaunchProgrammatic { get; }
+
+    private bool ProbeProgrammatic()
+    {
+        if (!_device.SupportsProgrammaticLaunch) return false;
+        try
+        {
+            _device.LaunchProgrammatic(AddBias, (1, 1), 32, 0, 0UL, 0, 0UL, 0);
+            _device.Synchronize();
+            return true;
+        }
+        catch (CudaException) { return false; }
+    }
 
     /// <summary>Queues one of these kernels (see <see cref="Programmatic"/>).</summary>
     internal void Launch(nint function, (int X, int Y) grid, int block, int sharedBytes, params ReadOnlySpan<KernelArg> args) => Run(function, grid, block, sharedBytes, args);

@@ -250,7 +250,16 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         if (UseGraphs && finals == T && firstFinal == 0)
         {
             if (!_decodeGraphs.TryGetValue(T, out var exec))
-                _decodeGraphs[T] = exec = _d.Capture(() => Kernels(T, 0, finals));
+            {
+                try { exec = _d.Capture(() => Kernels(T, 0, finals)); }
+                catch (CudaException) when (_programmatic && _k.CanLaunchProgrammatic)
+                {
+                    // A driver that launches programmatic kernels but cannot capture them: capture plain launches.
+                    _programmatic = false;
+                    exec = _d.Capture(() => Kernels(T, 0, finals));
+                }
+                _decodeGraphs[T] = exec;
+            }
             _d.LaunchGraph(exec);
             return;
         }
@@ -305,7 +314,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     {
         // The embedding follows the host copies of the step, so it is launched normally; the rest may overlap launches.
         _d.Launch(_k.Embed, (T, 1), 256, 0, _embedding, _embeddingF16 ? 1 : 0, _embeddingRowElements, _tokens, _x, _pd, _c.Dim);
-        _k.Programmatic = _programmatic && _d.SupportsProgrammaticLaunch;
+        _k.Programmatic = _programmatic && _k.CanLaunchProgrammatic;
         try { Layers(T, firstFinal, finals); }
         finally { _k.Programmatic = false; }
     }
