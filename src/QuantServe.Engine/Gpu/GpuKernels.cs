@@ -240,7 +240,8 @@ public sealed unsafe class GpuKernels : IDisposable
     /// <summary>
     /// While true (and the device supports it), kernels are queued with programmatic dependent launch: each may be scheduled
     /// before the previous one finishes (every kernel here waits for its predecessor first). The decode path turns it on
-    /// for the kernels after the first of a step; launches of kernels without that wait must not happen meanwhile.
+    /// for the kernels after the first of a step when <see cref="GpuLlamaModel.ProgrammaticLaunch"/> is set; launches of
+    /// kernels without that wait must not happen meanwhile.
     /// </summary>
     public bool Programmatic { get; set; }
 
