@@ -174,7 +174,14 @@ public sealed unsafe class GpuKernels : IDisposable
     }
 
     /// <summary>Split count limit for <see cref="DecodeAttention"/>: enough (head, split) blocks to give every SM about four.</summary>
-    public int AttentionSplits(int heads, int tokens) => Math.Clamp((4 * Multiprocessors + heads * tokens - 1) / (heads * tokens), 1, MinAttentionChunk);
+    public int AttentionSplits(int heads, int tokens) => AttentionSplits(heads, tokens, Multiprocessors);
+
+    /// <summary>
+    /// ⌈4 · <paramref name="multiprocessors"/> / (heads · tokens)⌉ clamped to [1, <see cref="MinAttentionChunk"/>]: never more
+    /// splits than positions per split, so every split of a context that uses them all holds at least one position.
+    /// </summary>
+    public static int AttentionSplits(int heads, int tokens, int multiprocessors)
+        => Math.Clamp((4 * multiprocessors + heads * tokens - 1) / (heads * tokens), 1, MinAttentionChunk);
 
     /// <summary>Fewest cache positions one split handles (and the most splits, so no split is empty).</summary>
     public const int MinAttentionChunk = 32;
