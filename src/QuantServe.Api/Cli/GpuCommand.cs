@@ -186,12 +186,14 @@ public static class GpuCommand
         var formats = new Option<string[]>("--formats") { Description = "GEMV formats", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["Q4_K", "int4-g128", "Q8_0", "Q4_0", "Q5_K", "Q6_K", "int8", "nf4", "F16"] };
         var iterations = new Option<int>("--iterations") { Description = "GEMV launches timed per measurement", DefaultValueFactory = _ => 200 };
         var models = new Option<string[]>("--model", "-m") { Description = "Models to decode (repeatable)", AllowMultipleArgumentsPerToken = true };
-        var batches = new Option<int[]>("--batch") { Description = "Decode batch sizes", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [1, 16] };
+        var batches = new Option<int[]>("--batch") { Description = "Batch sizes (decode and GEMV)", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [1, 16] };
         var steps = new Option<int>("--steps") { Description = "Decode steps timed", DefaultValueFactory = _ => 128 };
         var prompt = new Option<int>("--prompt-tokens") { Description = "Prompt tokens prefilled per sequence before timing", DefaultValueFactory = _ => 32 };
         var requantize = new Option<string?>("--requantize") { Description = "Re-quantize each model's layer matrices in memory to this RTN type (head: int8) before decoding, e.g. int4-g128" };
         var peak = new Option<double>("--peak-gbs") { Description = "Peak DRAM bandwidth for the % column and the bound (H100 SXM HBM3: 3350)", DefaultValueFactory = _ => GpuBench.H100PeakGBs };
-        var command = new Command("bench", "GEMV bandwidth per format and decode tokens/s against the bandwidth bound.") { Device, gemv, formats, iterations, models, batches, steps, prompt, requantize, peak };
+        var attention = new Option<bool>("--attention") { Description = "Split-K attention vs one block per head: agreement on ragged contexts 1..4096 and time per context" };
+        var longContext = new Option<int>("--long-context") { Description = "Also decode batch 1 after a prompt of this many tokens, with one-block and split-K attention" };
+        var command = new Command("bench", "GEMV bandwidth per format and decode tokens/s against the bandwidth bound.") { Device, gemv, formats, iterations, models, batches, steps, prompt, requantize, peak, attention, longContext };
         command.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
@@ -206,12 +208,29 @@ public static class GpuCommand
                     foreach (var name in parse.GetValue(formats)!)
                     {
                         var format = TensorFormats.ForName(name) ?? throw new ArgumentException($"unknown format {name}");
-                        foreach (int b in (int[])[1, 16])
+                        foreach (int b in parse.GetValue(batches)!)
                         {
                             var r = GpuBench.Gemv(backend, format, rows, cols, b, parse.GetValue(iterations), pk);
                             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
                                 $"| {r.Format} | {r.Rows}×{r.Cols} | {r.Batch} | {r.Bytes / 1e6:F1} | {r.Microseconds:F1} | {r.GBs:F0} | {r.PercentOfPeak:F1}% | {r.MaxRelError:E1} |"));
                         }
+                    }
+            }
+            int failures = 0;
+            if (parse.GetValue(attention))
+            {
+                o.WriteLine();
+                o.WriteLine("| contexts (positions attended per token) | heads / kv heads × head dim | max splits | max rel diff split vs single | single µs | split-K µs | result |");
+                o.WriteLine("|---|---|---:|---:|---:|---:|---|");
+                int[] ragged = [1, 2, 3, 31, 32, 33, 64, 65, 100, 127, 129, 500, 1000, 2047, 3001, 4096];
+                foreach (var (h, kvh, hd) in new[] { (32, 4, 64), (32, 8, 128) })
+                    foreach (var ctx in new[] { ragged, [1], [128], [512], [1024], [2048], [4096] })
+                    {
+                        var r = GpuBench.Attention(backend, h, kvh, hd, ctx, parse.GetValue(iterations));
+                        bool ok = r.MaxRelDiff <= 1e-5;
+                        failures += ok ? 0 : 1;
+                        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"| {(ctx.Length > 1 ? $"{ctx.Length} ragged: {r.Contexts}" : r.Contexts)} | {r.Heads}/{r.KvHeads} × {r.HeadDim} | {r.Splits} | {r.MaxRelDiff:E1} | {r.SingleMicroseconds:F1} | {r.SplitMicroseconds:F1} | {(ok ? "pass" : "FAIL")} |"));
                     }
             }
             foreach (var path in parse.GetValue(models) ?? [])
@@ -227,13 +246,33 @@ public static class GpuCommand
                 o.WriteLine($"| batch | steps | tokens/s | bound tokens/s (batch × {pk:F0} GB/s ÷ bytes/step) | % of bound | device bytes (weights+scratch+KV) | VramEstimator total |");
                 o.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
                 foreach (int b in parse.GetValue(batches)!)
+                    // Batch 1 also with programmatic dependent launch (off by default), to show what overlapping launches gives.
+                    foreach (bool pdl in b == 1 && backend.Kernels.CanLaunchProgrammatic ? new[] { false, true } : [false])
+                    {
+                        gpu.ProgrammaticLaunch = pdl;
+                        var r = GpuBench.Decode(gpu, b, parse.GetValue(prompt), parse.GetValue(steps), pk);
+                        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"| {r.Batch}{(pdl ? " (PDL)" : "")} | {r.Steps} | {r.TokensPerSecond:F0} | {r.BoundTokensPerSecond:F0} | {100 * r.TokensPerSecond / r.BoundTokensPerSecond:F1}% | {r.DeviceBytes / 1e6:F0} MB | {r.EstimatedBytes / 1e6:F0} MB |"));
+                    }
+                gpu.ProgrammaticLaunch = false;
+                int lc = parse.GetValue(longContext);
+                if (lc > 0)
                 {
-                    var r = GpuBench.Decode(gpu, b, parse.GetValue(prompt), parse.GetValue(steps), pk);
-                    o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {r.Batch} | {r.Steps} | {r.TokensPerSecond:F0} | {r.BoundTokensPerSecond:F0} | {100 * r.TokensPerSecond / r.BoundTokensPerSecond:F1}% | {r.DeviceBytes / 1e6:F0} MB | {r.EstimatedBytes / 1e6:F0} MB |"));
+                    int st = parse.GetValue(steps);
+                    o.WriteLine();
+                    o.WriteLine($"batch 1 after a {lc}-token prompt (contexts {lc + 1}..{lc + st}):");
+                    o.WriteLine("| attention | tokens/s | bound tokens/s (weights only) |");
+                    o.WriteLine("|---|---:|---:|");
+                    foreach (bool split in new[] { false, true })
+                    {
+                        gpu.SplitAttention = split;
+                        var r = GpuBench.Decode(gpu, 1, lc, st, pk);
+                        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {(split ? "split-K" : "one block per head")} | {r.TokensPerSecond:F0} | {r.BoundTokensPerSecond:F0} |"));
+                    }
+                    gpu.SplitAttention = true;
                 }
             }
-            return 0;
+            return failures == 0 ? 0 : 1;
         });
         return command;
     }

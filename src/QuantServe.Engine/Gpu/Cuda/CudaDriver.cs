@@ -39,6 +39,8 @@ public sealed unsafe class CudaDriver
     internal delegate* unmanaged<nint*, nint, byte*, int> cuModuleGetFunction;
     internal delegate* unmanaged<nint, int, int, int> cuFuncSetAttribute;
     internal delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int> cuLaunchKernel;
+    /// <summary>cuLaunchKernelEx (CUDA 12+), null when the driver lacks it.</summary>
+    internal delegate* unmanaged<void*, nint, void**, void**, int> cuLaunchKernelEx;
     internal delegate* unmanaged<nint*, uint, int> cuStreamCreate;
     internal delegate* unmanaged<nint, int> cuStreamDestroy;
     internal delegate* unmanaged<nint, int> cuStreamSynchronize;
@@ -89,6 +91,7 @@ public sealed unsafe class CudaDriver
         cuModuleGetFunction = (delegate* unmanaged<nint*, nint, byte*, int>)Get("cuModuleGetFunction");
         cuFuncSetAttribute = (delegate* unmanaged<nint, int, int, int>)Get("cuFuncSetAttribute");
         cuLaunchKernel = (delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int>)Get("cuLaunchKernel");
+        cuLaunchKernelEx = NativeLibrary.TryGetExport(lib, "cuLaunchKernelEx", out nint launchEx) ? (delegate* unmanaged<void*, nint, void**, void**, int>)launchEx : null;
         cuStreamCreate = (delegate* unmanaged<nint*, uint, int>)Get("cuStreamCreate");
         cuStreamDestroy = (delegate* unmanaged<nint, int>)Get("cuStreamDestroy_v2");
         cuStreamSynchronize = (delegate* unmanaged<nint, int>)Get("cuStreamSynchronize");
