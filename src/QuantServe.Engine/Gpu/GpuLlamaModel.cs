@@ -30,6 +30,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     private readonly ulong[] _hK, _hV;
     private readonly List<DeviceBuffer> _owned = [];
     private readonly GpuActivations _qa;
+    private readonly GpuPrefillAttention _prefill;
     private readonly Dictionary<int, nint> _decodeGraphs = [];
     private int _finals;
 
@@ -77,6 +78,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         _tokens = Zeroed(T); _positions = Zeroed(T); _rows = Zeroed(T); _ids = Zeroed(T); _uniforms = Zeroed(T);
         _kptr = Zeroed(2L * T * _c.Layers); _vptr = Zeroed(2L * T * _c.Layers);
         _qa = new GpuActivations(device, T, Math.Max(Math.Max(_pd, _pq), _ph));
+        _prefill = new GpuPrefillAttention(device, T, _c.HeadDim);
         _hTokens = new int[T]; _hPositions = new int[T]; _hRows = new int[T];
         _hK = new ulong[T * _c.Layers]; _hV = new ulong[T * _c.Layers];
         device.Synchronize();
@@ -227,6 +229,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         UploadAsync(_hK, L * MaxBatchTokens, _kptr.Pointer);
         UploadAsync(_hV, L * MaxBatchTokens, _vptr.Pointer);
         if (finals > 0) UploadAsync(_hRows, finals, _rows.Pointer);
+        _prefill.Plan(_hPositions, _hK, T);
         // A decode step (every token the last of its chunk, one piece) has the same kernels with the same arguments for a
         // given batch size: everything that changes lives in the device buffers uploaded above. It is captured once as a
         // CUDA graph and replayed, which removes the per-kernel launch cost that dominates small-batch decoding.
@@ -242,6 +245,9 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
 
     /// <summary>Whether decode steps replay a captured CUDA graph (default true).</summary>
     public bool UseGraphs { get; set; } = true;
+
+    /// <summary>The prompt-chunk attention (its <see cref="GpuPrefillAttention.MinRunTokens"/> switches it off for comparisons).</summary>
+    public GpuPrefillAttention PrefillAttention => _prefill;
 
     private void Kernels(int T, int firstFinal, int finals)
     {
@@ -263,7 +269,8 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
             ulong kc = _kptr.At((long)l * MaxBatchTokens * 8), vc = _vptr.At((long)l * MaxBatchTokens * 8);
             _d.Launch(_k.RopeStore, (T, 1), 128, 0, _q, _pq, _k2, _v, _pkv, _positions, _cos, _sin,
                 _c.Heads, _c.KvHeads, hd, _c.Rope == RopeStyle.Neox ? 1 : 0, kc, vc, 0L);
-            _d.Launch(_k.Attention, (_c.Heads, T), 128, 0, _q, _pq, _att, _pq, _positions, kc, vc, 0L, _c.Heads, _c.KvHeads, hd, scale);
+            if (_prefill.Tiles > 0) _prefill.Launch(_q.Pointer, _pq, _att.Pointer, _pq, _positions.Pointer, kc, vc, 0L, _c.Heads, _c.KvHeads, hd, scale);
+            else _d.Launch(_k.Attention, (_c.Heads, T), 128, 0, _q, _pq, _att, _pq, _positions, kc, vc, 0L, _c.Heads, _c.KvHeads, hd, scale);
             _k.Gemv(layer.Wo, _att.Pointer, _pq, _x.Pointer, _pd, T, true, Quantized(_att.Pointer, _pq, _c.QDim, T, layer.Wo));
             _d.Launch(_k.RmsNorm, (T, 1), 256, 0, _x, _pd, 0UL, layer.FfnNorm, _xb, _pd, dim, _c.NormEps);
             qa = Quantized(_xb.Pointer, _pd, dim, T, layer.Gate, layer.Up);
@@ -281,6 +288,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     /// <summary>Quantizes the input rows for the integer-dot kernels when one of <paramref name="consumers"/> uses them.</summary>
     private GpuActivations? Quantized(ulong x, int xs, int cols, int T, params ReadOnlySpan<GpuMatrix> consumers)
     {
+        if (_k.UsesGemm(T)) return null;
         foreach (var m in consumers)
             if (GpuKernels.UsesIntegerDot(m))
             {
@@ -332,5 +340,6 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         foreach (var b in _owned) b.Dispose();
         _owned.Clear();
         _qa.Dispose();
+        _prefill.Dispose();
     }
 }
