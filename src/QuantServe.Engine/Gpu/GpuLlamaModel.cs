@@ -10,8 +10,9 @@ namespace QuantServe.Engine.Gpu;
 /// addresses) and returns only sampled token ids — or, when asked, the logits. Per layer: RMSNorm → q/k/v fused-dequant
 /// GEMV → RoPE + cache store → causal GQA attention → o GEMV accumulated into the residual → RMSNorm → gate/up GEMV →
 /// SwiGLU → down GEMV accumulated into the residual; then the final RMSNorm of each chunk's last token and the output
-/// head. A batch of T tokens (a prompt, or one token of each of T sequences) runs every GEMV once per tile of 16 tokens,
-/// so the weights are read once per tile. One instance must be driven by one thread at a time.
+/// head. A batch of T tokens (a prompt, or one token of each of T sequences) runs every product on the tensor-core GEMM
+/// when T ≥ 16 (sm_80+; <see cref="GpuGemm"/>), else every GEMV once per tile of 16 tokens, so the weights are read once
+/// per tile; prompt chunks of 8+ tokens use the tiled <see cref="GpuPrefillAttention"/>. One instance must be driven by one thread at a time.
 /// </summary>
 public sealed unsafe class GpuLlamaModel : IDeviceModel
 {
@@ -235,8 +236,9 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         // CUDA graph and replayed, which removes the per-kernel launch cost that dominates small-batch decoding.
         if (UseGraphs && finals == T && firstFinal == 0)
         {
-            if (!_decodeGraphs.TryGetValue(T, out var exec))
-                _decodeGraphs[T] = exec = _d.Capture(() => Kernels(T, 0, finals));
+            int key = _k.UsesGemm(T) ? -T : T; // the GEMM switch changes the kernels a graph holds
+            if (!_decodeGraphs.TryGetValue(key, out var exec))
+                _decodeGraphs[key] = exec = _d.Capture(() => Kernels(T, 0, finals));
             _d.LaunchGraph(exec);
             return;
         }
