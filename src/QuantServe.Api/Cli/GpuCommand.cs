@@ -195,7 +195,7 @@ public static class GpuCommand
         foreach (var name in names)
         {
             var format = TensorFormats.ForName(name) ?? throw new ArgumentException($"unknown format {name}");
-            bool unquantized = format.Ggml is GgmlType.F16 or GgmlType.F32;
+            bool unquantized = format.Ggml == GgmlType.F16;
             // Partial tiles, K splits and odd token counts first (checked, timing incidental), then the timed shape.
             Row(GpuPrefillBench.Gemm(backend, format, 1000, 1280, 77, 20));
             Row(GpuPrefillBench.Gemm(backend, format, 4096, 4096, 16, 50));
@@ -218,7 +218,7 @@ public static class GpuCommand
         var requantize = new Option<string?>("--requantize") { Description = "Re-quantize each model's layer matrices in memory to this RTN type (head: int8) before decoding, e.g. int4-g128" };
         var peak = new Option<double>("--peak-gbs") { Description = "Peak DRAM bandwidth for the % column and the bound (H100 SXM HBM3: 3350)", DefaultValueFactory = _ => GpuBench.H100PeakGBs };
         var gemm = new Option<bool>("--gemm") { Description = "Tensor-core GEMM TFLOP/s for 4096×4096×512 per format (and the GEMV tiles), each checked against the CPU's DequantizeRow in double" };
-        var gemmFormats = new Option<string[]>("--gemm-formats") { Description = "GEMM formats", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["Q4_K", "Q6_K", "Q8_0", "Q4_0", "Q5_K", "int4-g128", "int4-g64-asym", "int8", "nf4", "F16", "F32", "Q4_1"] };
+        var gemmFormats = new Option<string[]>("--gemm-formats") { Description = "GEMM formats", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["Q4_K", "Q6_K", "Q8_0", "Q4_0", "Q5_K", "int4-g128", "int4-g64-asym", "int8", "nf4", "F16", "Q4_1"] };
         var prefill = new Option<int>("--prefill") { Description = "Also time prompt processing of this many tokens per model, GEMM path and GEMV path, and decode on both paths" };
         var command = new Command("bench", "GEMV bandwidth per format, tensor-core GEMM TFLOP/s, prefill and decode tokens/s against the bandwidth bound.")
             { Device, gemv, formats, iterations, models, batches, steps, prompt, requantize, peak, gemm, gemmFormats, prefill };

@@ -6,8 +6,8 @@ namespace QuantServe.Engine.Gpu;
 /// Launcher of the tensor-core dequantize-GEMM kernels (Gpu/Kernels/gemm.cu):
 /// <c>Y[t, n] (+)= Σ_k X[t, k] · W[n, k]</c> for t &lt; T tokens, every resident matrix layout, weights dequantized to F16
 /// per 128-row × 64-column tile in shared memory and multiplied with F16-rounded activations by <c>mma.sync m16n8k16</c>
-/// with F32 accumulation (F32/F16 weights: activations split as <c>x = f16(x) + f16(x − f16(x))</c>, two products, so
-/// they keep ~22 bits). A tile of BM ∈ {32, 64, 128} tokens reads each weight once; K is split across blocks (partial
+/// with F32 accumulation (F16 weights: activations split as <c>x = f16(x) + f16(x − f16(x))</c>, two products, so they
+/// keep ~22 bits; F32 weights are not handled, see <see cref="Handles"/>). A tile of BM ∈ {32, 64, 128} tokens reads each weight once; K is split across blocks (partial
 /// sums added atomically) when the row tiles alone would not fill the device. Only on sm_80 and newer.
 /// </summary>
 public sealed unsafe class GpuGemm
@@ -30,11 +30,16 @@ public sealed unsafe class GpuGemm
         _device = device;
         foreach (GpuKernelKind kind in Enum.GetValues<GpuKernelKind>())
         {
+            if (!Handles(kind)) continue;
             foreach (int bm in TokenTiles) _functions[(kind, bm, false)] = device.Function(KernelName(kind, bm, false));
-            if (kind is GpuKernelKind.F32 or GpuKernelKind.F16)
+            if (kind == GpuKernelKind.F16)
                 foreach (int bm in (int[])[32, 64]) _functions[(kind, bm, true)] = device.Function(KernelName(kind, bm, true));
         }
     }
+
+    /// <summary>Whether <paramref name="kind"/> has GEMM kernels: every kind but F32, whose weights (the tiny llama2.c
+    /// checkpoints) stay on the F32 GEMV so they keep float-rounding agreement with the CPU.</summary>
+    public static bool Handles(GpuKernelKind kind) => kind != GpuKernelKind.F32;
 
     /// <summary>Whether a device of compute capability <paramref name="major"/>.x has the kernels' <c>mma.sync</c> shape.</summary>
     public static bool Supports(int major) => major >= 8;
@@ -43,8 +48,9 @@ public sealed unsafe class GpuGemm
     public static string KernelName(GpuKernelKind kind, int tokenTile, bool split)
         => $"gemm_{(kind == GpuKernelKind.Codebook ? "nf4" : kind.ToString().ToLowerInvariant())}{(split ? "_x2" : "")}_{tokenTile}";
 
-    /// <summary>Whether F32/F16 weights multiply the activations split in two F16 halves (default true: they keep the
-    /// unquantized formats within float rounding of the CPU); false rounds activations to F16 once, as cuBLAS F16 GEMMs do.</summary>
+    /// <summary>Whether F16 weights multiply the activations split in two F16 halves (default true: the unquantized
+    /// format stays within float rounding of the CPU, at about a quarter of the speed); false rounds activations to F16
+    /// once, as cuBLAS F16 GEMMs do.</summary>
     public bool SplitActivationsForUnquantized { get; set; } = true;
 
     /// <summary>
@@ -84,7 +90,7 @@ public sealed unsafe class GpuGemm
     {
         int kTiles = (w.Cols + TileK - 1) / TileK;
         if (xs < kTiles * TileK || xs % 4 != 0) throw new ArgumentException($"activation stride {xs} must be a multiple of 4 covering {kTiles * TileK} columns");
-        bool split = SplitActivationsForUnquantized && w.Kind is GpuKernelKind.F32 or GpuKernelKind.F16 && !w.Dequantized;
+        bool split = SplitActivationsForUnquantized && w.Kind == GpuKernelKind.F16 && !w.Dequantized;
         var (bm, splits, per) = Plan(tokens, w.Rows, w.Cols, _device.Info.Multiprocessors, split);
         if (splits > 1 && !accumulate)
         {

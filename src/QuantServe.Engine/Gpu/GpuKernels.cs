@@ -104,7 +104,7 @@ public sealed unsafe class GpuKernels : IDisposable
     /// <summary>Products of at least this many tokens run on <see cref="Gemm"/> (default 16; <see cref="int.MaxValue"/> keeps the GEMV kernels).</summary>
     public int GemmMinTokens { get; set; } = 16;
 
-    /// <summary>Whether a product of <paramref name="batch"/> tokens runs on the GEMM (and so needs no int8 activations).</summary>
+    /// <summary>Whether products of <paramref name="batch"/> tokens run on the GEMM (and so need no int8 activations).</summary>
     public bool UsesGemm(int batch) => Gemm != null && batch >= GemmMinTokens;
 
     /// <summary>
@@ -115,7 +115,7 @@ public sealed unsafe class GpuKernels : IDisposable
     /// </summary>
     public void Gemv(GpuMatrix w, ulong x, int xs, ulong y, int ys, int batch, bool accumulate, GpuActivations? quantized = null)
     {
-        if (UsesGemm(batch))
+        if (UsesGemm(batch) && GpuGemm.Handles(w.Kind))
         {
             Gemm!.Run(w, x, xs, y, ys, batch, accumulate, w.Format == CodebookFormat.Fp4.Name ? _fp4.Pointer : _nf4.Pointer);
             return;

@@ -44,7 +44,22 @@ public sealed class GpuPrefillAttention : IDisposable
     {
         Tiles = 0;
         if (!_headFits) return false;
-        int longest = 0;
+        var (tiles, longest) = Cut(positions, cacheOf, tokens, _hostTiles);
+        if (longest < MinRunTokens) return false;
+        Tiles = tiles;
+        fixed (int* p = _hostTiles)
+            _device.Driver.Check(_device.Driver.cuMemcpyHtoDAsync(_tiles.Pointer, p, (nuint)(Tiles * 2 * sizeof(int)), _device.Stream), "cuMemcpyHtoDAsync");
+        return true;
+    }
+
+    /// <summary>
+    /// Cuts rows into runs (a new run where the cache address changes or the position does not follow the previous row's)
+    /// and runs into tiles of at most <see cref="TileQueries"/> rows, written as (first row, rows) pairs to
+    /// <paramref name="tiles"/>; returns the tile count and the longest run.
+    /// </summary>
+    public static (int Tiles, int LongestRun) Cut(ReadOnlySpan<int> positions, ReadOnlySpan<ulong> cacheOf, int tokens, Span<int> tiles)
+    {
+        int count = 0, longest = 0;
         for (int r = 0, start = 0; r < tokens; r++)
         {
             bool ends = r + 1 == tokens || cacheOf[r + 1] != cacheOf[r] || positions[r + 1] != positions[r] + 1;
@@ -52,20 +67,13 @@ public sealed class GpuPrefillAttention : IDisposable
             longest = Math.Max(longest, r + 1 - start);
             for (int s = start; s <= r; s += TileQueries)
             {
-                _hostTiles[2 * Tiles] = s;
-                _hostTiles[2 * Tiles + 1] = Math.Min(TileQueries, r + 1 - s);
-                Tiles++;
+                tiles[2 * count] = s;
+                tiles[2 * count + 1] = Math.Min(TileQueries, r + 1 - s);
+                count++;
             }
             start = r + 1;
         }
-        if (longest < MinRunTokens)
-        {
-            Tiles = 0;
-            return false;
-        }
-        fixed (int* p = _hostTiles)
-            _device.Driver.Check(_device.Driver.cuMemcpyHtoDAsync(_tiles.Pointer, p, (nuint)(Tiles * 2 * sizeof(int)), _device.Stream), "cuMemcpyHtoDAsync");
-        return true;
+        return (count, longest);
     }
 
     /// <summary>

@@ -76,7 +76,7 @@ public static unsafe class GpuPrefillBench
             for (int i = 0; i < 5; i++) k.Gemv(gm, dx.Pointer, xs, dy.Pointer, rows, tokens, false, q);
             double ms = d.Time(() => { for (int i = 0; i < iterations; i++) k.Gemv(gm, dx.Pointer, xs, dy.Pointer, rows, tokens, false, q); });
             double us = ms * 1e3 / iterations;
-            string path = !gemm ? "GEMV" + (q != null ? " dp4a" : "") : split && format.Ggml is GgmlType.F16 or GgmlType.F32 ? "GEMM x hi+lo" : "GEMM";
+            string path = !gemm ? "GEMV" + (q != null ? " dp4a" : "") : !GpuGemm.Handles(gm.Kind) ? "GEMV" : split && gm.Kind == GpuKernelKind.F16 && !gm.Dequantized ? "GEMM x hi+lo" : "GEMM";
             return new GemmBenchResult($"{format.Name} ({path})", rows, cols, tokens, us, 2.0 * tokens * rows * cols / (us * 1e-6) / 1e12, maxRef > 0 ? maxErr / maxRef : maxErr);
         }
         finally

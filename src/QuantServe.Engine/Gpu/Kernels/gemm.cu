@@ -2,12 +2,12 @@
 // sequences): Y[t][n] (+)= sum_k X[t][k] * W[n][k], X F32 activations [T][xs], W resident in its GEMV layout (struct Mat
 // of gemv.cu). A block of 256 threads owns BM tokens x 128 weight rows; per K tile of 64 every thread dequantizes one
 // 32-element slice of one weight row (row = tid / 2, half = tid % 2) from the quantized layout to F16 in shared memory,
-// X is rounded to F16 (SPLIT: also its residual x - f16(x), a second MMA that brings activations to ~22 bits for the
-// unquantized F16/F32 formats), and 8 warps run mma.sync m16n8k16 F16 x F16 -> F32. The next tile's global loads are
+// X is rounded to F16 (SPLIT: also its residual x - f16(x), a second MMA that brings activations to ~22 bits for
+// unquantized F16 weights), and 8 warps run mma.sync m16n8k16 F16 x F16 -> F32. The next tile's global loads are
 // issued into registers before the current tile's MMAs, so weights stream while the tensor cores work. Weights are read
 // once per BM tokens. gridDim.z > 1 splits K (small T or few row tiles): partial sums are added with atomics into y,
-// which the launcher zeroes first unless it accumulates. Needs sm_80; below that the bodies are empty and the host
-// keeps the GEMV path.
+// which the launcher zeroes first unless it accumulates. F32 weights (the tiny llama2.c checkpoints) stay on the exact
+// F32 GEMV. Needs sm_80; below that the bodies are empty and the host keeps the GEMV path.
 
 #define GEMM_BN 128
 #define GEMM_BK 64
@@ -51,26 +51,6 @@ __device__ __forceinline__ void gm_scale_min(int j, const u8* q, int& d, int& mn
 
 // ---- weight slices: load(m, row, k0) reads the 32 elements k0 .. k0 + 31 of a row into registers (zeros past the
 // row's units); put(out) writes them as 16 packed F16 pairs in column order. ----
-
-struct GmF32
-{
-    uint4 v[8];
-    __device__ void load(const Mat& m, int row, int k0, const float*)
-    {
-        const u8* p = m.q + row * m.qStride + k0 * 4;
-#pragma unroll
-        for (int i = 0; i < 8; i++) v[i] = (k0 + 4 * i) / 8 < m.units ? gm_ld16(p + 16 * i) : make_uint4(0, 0, 0, 0);
-    }
-    __device__ void put(u32* out) const
-    {
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-        {
-            out[2 * i] = gm_pack(__uint_as_float(v[i].x), __uint_as_float(v[i].y));
-            out[2 * i + 1] = gm_pack(__uint_as_float(v[i].z), __uint_as_float(v[i].w));
-        }
-    }
-};
 
 struct GmF16
 {
@@ -472,7 +452,6 @@ __device__ __forceinline__ void gemm_body(const Mat& m, int rows, const float* x
     GEMM_KERNEL(NAME##_64, F, 64, false)  \
     GEMM_KERNEL(NAME##_128, F, 128, false)
 
-DEFINE_GEMM(gemm_f32, GmF32)
 DEFINE_GEMM(gemm_f16, GmF16)
 DEFINE_GEMM(gemm_q8_0, GmQ8_0)
 DEFINE_GEMM(gemm_q4_0, GmQ4_0)
@@ -482,7 +461,5 @@ DEFINE_GEMM(gemm_q6_k, GmQ6_K)
 DEFINE_GEMM(gemm_int4, GmInt4)
 DEFINE_GEMM(gemm_int8, GmInt8)
 DEFINE_GEMM(gemm_nf4, GmNf4)
-GEMM_KERNEL(gemm_f32_x2_32, GmF32, 32, true)
-GEMM_KERNEL(gemm_f32_x2_64, GmF32, 64, true)
 GEMM_KERNEL(gemm_f16_x2_32, GmF16, 32, true)
 GEMM_KERNEL(gemm_f16_x2_64, GmF16, 64, true)
