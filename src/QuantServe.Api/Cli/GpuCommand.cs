@@ -201,6 +201,9 @@ public static class GpuCommand
             Row(GpuPrefillBench.Gemm(backend, format, 4096, 4096, 16, 50));
             Row(GpuPrefillBench.Gemm(backend, format, 4096, 4096, 512, 50));
             if (unquantized) Row(GpuPrefillBench.Gemm(backend, format, 4096, 4096, 512, 50, split: false));
+            if (name is "Q4_K" or "int4-g128")
+                foreach (var (n, k) in new[] { (2048, 2048), (256, 2048), (5632, 2048), (2048, 5632) }) // TinyLlama's q/o, k/v, gate/up, down
+                    Row(GpuPrefillBench.Gemm(backend, format, n, k, 512, 50));
             Row(GpuPrefillBench.Gemm(backend, format, 4096, 4096, 16, 50, gemm: false));
             Row(GpuPrefillBench.Gemm(backend, format, 4096, 4096, 512, 10, gemm: false));
         }

@@ -16,7 +16,7 @@ namespace QuantServe.Engine.Gpu;
 public sealed record GemmBenchResult(string Format, int Rows, int Cols, int Tokens, double Microseconds, double Tflops, double MaxRelError);
 
 /// <summary>One prompt-processing measurement of a whole model.</summary>
-/// <param name="Path">"GEMM + prefill attention" or "GEMV tiles + per-token attention".</param>
+/// <param name="Path">Which products and which attention ran, e.g. "GEMM + prefill attention".</param>
 /// <param name="Tokens">Prompt tokens, one sequence, one piece.</param>
 /// <param name="Milliseconds">Best time of one prefill (forward to the last token's logits, arg-max to the host).</param>
 /// <param name="TokensPerSecond">Tokens ÷ time.</param>
@@ -89,8 +89,8 @@ public static unsafe class GpuPrefillBench
 
     /// <summary>
     /// Prefills one sequence of <paramref name="tokens"/> random tokens (one piece: the model must take that many tokens per
-    /// piece), best of <paramref name="repeats"/>, on the GEMM + prefill-attention path and on the GEMV + per-token path;
-    /// the GEMM row also reports its last-token logits' largest difference from the GEMV path's.
+    /// piece), best of <paramref name="repeats"/>, on the GEMV + per-token attention path (before), GEMM + per-token
+    /// attention, and GEMM + prefill attention; each row reports its last-token logits' largest difference from the first's.
     /// </summary>
     public static PrefillBenchResult[] Prefill(GpuLlamaModel model, GpuKernels kernels, int tokens, int repeats)
     {
@@ -103,10 +103,10 @@ public static unsafe class GpuPrefillBench
         float[]? reference = null;
         try
         {
-            foreach (bool fast in (bool[])[false, true])
+            foreach (var (gemm, tiled) in new[] { (false, false), (true, false), (true, true) })
             {
-                kernels.GemmMinTokens = fast ? gemmBefore : int.MaxValue;
-                model.PrefillAttention.MinRunTokens = fast ? attBefore : int.MaxValue;
+                kernels.GemmMinTokens = gemm ? gemmBefore : int.MaxValue;
+                model.PrefillAttention.MinRunTokens = tiled ? attBefore : int.MaxValue;
                 double best = double.MaxValue;
                 var logits = new float[model.Config.VocabSize];
                 var ids = new int[1];
@@ -123,7 +123,7 @@ public static unsafe class GpuPrefillBench
                 double diff = 0;
                 if (reference == null) reference = logits;
                 else for (int v = 0; v < logits.Length; v++) diff = Math.Max(diff, Math.Abs(logits[v] - reference[v]));
-                results.Add(new PrefillBenchResult(fast ? "GEMM + prefill attention" : "GEMV tiles + per-token attention", tokens, best,
+                results.Add(new PrefillBenchResult($"{(gemm ? "GEMM" : "GEMV tiles")} + {(tiled ? "prefill" : "per-token")} attention", tokens, best,
                     tokens / (best / 1e3), 2.0 * tokens * parameters / (best / 1e3) / 1e12, diff));
             }
         }
