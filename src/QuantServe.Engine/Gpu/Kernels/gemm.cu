@@ -3,15 +3,15 @@
 // of gemv.cu). A block of 256 threads owns BM tokens x 128 weight rows; per K tile of 64 every thread dequantizes one
 // 32-element slice of one weight row (row = tid / 2, half = tid % 2) from the quantized layout to F16 in shared memory,
 // X is rounded to F16 (SPLIT: also its residual x - f16(x), a second MMA that brings activations to ~22 bits for
-// unquantized F16 weights), and 8 warps run mma.sync m16n8k16 F16 x F16 -> F32. The next tile's global loads are
-// issued into registers before the current tile's MMAs, so weights stream while the tensor cores work. Weights are read
-// once per BM tokens. gridDim.z > 1 splits K (small T or few row tiles): partial sums are added with atomics into y,
-// which the launcher zeroes first unless it accumulates. F32 weights (the tiny llama2.c checkpoints) stay on the exact
-// F32 GEMV. Needs sm_80; below that the bodies are empty and the host keeps the GEMV path.
+// unquantized F16 weights), and 8 warps run mma.sync m16n8k16 F16 x F16 -> F32 on ldmatrix-loaded fragments. The next
+// tile's global loads are issued into registers before the current tile's MMAs, so weights stream while the tensor
+// cores work. Weights are read once per BM tokens. gridDim.z > 1 splits K (small T or few row tiles): partial sums are
+// added with atomics into y, which the launcher zeroes first unless it accumulates. F32 weights (the tiny llama2.c
+// checkpoints) stay on the exact F32 GEMV. Needs sm_80; below that the bodies are empty and the host keeps the GEMV path.
 
 #define GEMM_BN 128
 #define GEMM_BK 64
-#define GEMM_LDS 36      // u32 (half pairs) per shared row: 32 + 4 padding, so 8 rows x 4 lanes of a fragment load hit 32 banks
+#define GEMM_LDS 36      // u32 (half pairs) per shared row: 32 + 4 padding, so the 8 rows of an ldmatrix phase hit 32 banks
 #define GEMM_THREADS 256
 
 __device__ __forceinline__ float gm_h2f(u16 h)
@@ -319,6 +319,15 @@ struct GmNf4
     }
 };
 
+// Four 8x8 F16 matrices from shared memory; lane l gives the address of row l % 8 of matrix l / 8, and register i of
+// lane t receives row t / 4, columns 2 (t % 4) .. + 1 of matrix i: the m16n8k16 fragment layout.
+__device__ __forceinline__ void gm_ldsm4(const u32* p, u32& r0, u32& r1, u32& r2, u32& r3)
+{
+    u32 a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
+}
+
 __device__ __forceinline__ void gm_mma(float* c, const u32* a, u32 b0, u32 b1)
 {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
@@ -396,28 +405,32 @@ __device__ __forceinline__ void gemm_body(const Mat& m, int rows, const float* x
 #pragma unroll
         for (int ks = 0; ks < GEMM_BK / 16; ks++)
         {
+            // A (tokens x k): matrices rows +0 / +8 by k +0 / +8 (lane l: row l % 8 + 8 ((l / 8) & 1), k 8 (l / 16)).
+            // B (weight rows x k): matrices n-tile j k +0, j k +8, j + 1 k +0, j + 1 k +8 (lane l: row l % 8 + 8 (l / 16), k 8 ((l / 8) & 1)).
             u32 a[MT][4], al[SPLIT ? MT : 1][4];
+            int lr = lane & 7, l8 = (lane >> 3) & 1, l16 = lane >> 4;
 #pragma unroll
             for (int i = 0; i < MT; i++)
             {
-                const u32* base = xsh + (wm * WTM + i * 16 + g) * GEMM_LDS + ks * 8 + c4;
-                a[i][0] = base[0]; a[i][1] = base[8 * GEMM_LDS]; a[i][2] = base[4]; a[i][3] = base[8 * GEMM_LDS + 4];
-                if (SPLIT)
-                {
-                    const u32* lb = xlo + (wm * WTM + i * 16 + g) * GEMM_LDS + ks * 8 + c4;
-                    al[i][0] = lb[0]; al[i][1] = lb[8 * GEMM_LDS]; al[i][2] = lb[4]; al[i][3] = lb[8 * GEMM_LDS + 4];
-                }
+                int off = (wm * WTM + i * 16 + lr + 8 * l8) * GEMM_LDS + ks * 8 + 4 * l16;
+                gm_ldsm4(xsh + off, a[i][0], a[i][1], a[i][2], a[i][3]);
+                if (SPLIT) gm_ldsm4(xlo + off, al[i][0], al[i][1], al[i][2], al[i][3]);
             }
 #pragma unroll
-            for (int j = 0; j < NT; j++)
+            for (int j = 0; j < NT; j += 2)
             {
-                const u32* bb = wsh + (wn * WTN + j * 8 + g) * GEMM_LDS + ks * 8 + c4;
-                u32 b0 = bb[0], b1 = bb[4];
+                u32 b[4];
+                gm_ldsm4(wsh + (wn * WTN + j * 8 + lr + 8 * l16) * GEMM_LDS + ks * 8 + 4 * l8, b[0], b[1], b[2], b[3]);
 #pragma unroll
                 for (int i = 0; i < MT; i++)
                 {
-                    gm_mma(acc[i][j], a[i], b0, b1);
-                    if (SPLIT) gm_mma(acc[i][j], al[i], b0, b1);
+                    gm_mma(acc[i][j], a[i], b[0], b[1]);
+                    gm_mma(acc[i][j + 1], a[i], b[2], b[3]);
+                    if (SPLIT)
+                    {
+                        gm_mma(acc[i][j], al[i], b[0], b[1]);
+                        gm_mma(acc[i][j + 1], al[i], b[2], b[3]);
+                    }
                 }
             }
         }
