@@ -10,8 +10,7 @@ namespace QuantServe.Engine.Tests.Gpu;
 /// <summary>
 /// The tensor-core GEMM without a device: a scalar C# model of gemm.cu's per-thread weight slices (row, 32 columns from
 /// k0) read from the exact bytes <see cref="GpuMatrix"/> uploads must equal the format's own <c>DequantizeRow</c> — so a
-/// change of a resident layout that the GEMM does not follow fails here, in CI — plus the launch plan and the prefill
-/// attention's tiling. On a GPU the kernels themselves run against the CPU reference (<c>gpu bench --gemm</c>).
+/// change of a resident layout that the GEMM does not follow fails here, in CI — plus the launch plan. On a GPU the kernels themselves run against the CPU reference (<c>gpu bench --gemm</c>).
 /// </summary>
 public unsafe class GpuGemmTests
 {
@@ -153,27 +152,6 @@ public unsafe class GpuGemmTests
         var (bm, splits, _) = GpuGemm.Plan(16, 2048, 2048, 132, false);
         Assert.Equal(32, bm);
         Assert.True(splits >= 8);
-    }
-
-    [Fact]
-    public void Cut_ChunksOfAPiece_GiveTilesOfAtMost64RowsPerRun()
-    {
-        // Rows: a 70-token prompt of cache A at positions 0..69, one decode token of cache B at 9, 3 tokens of C at 5..7.
-        var positions = Enumerable.Range(0, 70).Append(9).Concat([5, 6, 7]).ToArray();
-        var caches = Enumerable.Repeat(100UL, 70).Append(200UL).Concat([300UL, 300UL, 300UL]).ToArray();
-        var tiles = new int[2 * positions.Length];
-        var (count, longest) = GpuPrefillAttention.Cut(positions, caches, positions.Length, tiles);
-        Assert.Equal(70, longest);
-        Assert.Equal([0, 64, 64, 6, 70, 1, 71, 3], tiles[..(2 * count)]);
-    }
-
-    [Fact]
-    public void Cut_DecodeStep_IsRunsOfOneToken()
-    {
-        var tiles = new int[32];
-        var (count, longest) = GpuPrefillAttention.Cut([4, 4, 7], [1UL, 2UL, 3UL], 3, tiles);
-        Assert.Equal(3, count);
-        Assert.Equal(1, longest);
     }
 
     [Fact]
