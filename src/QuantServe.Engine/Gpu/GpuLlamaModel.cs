@@ -12,7 +12,8 @@ namespace QuantServe.Engine.Gpu;
 /// SwiGLU → down GEMV accumulated into the residual; then the final RMSNorm of each chunk's last token and the output
 /// head. A batch of T tokens (a prompt, or one token of each of T sequences) runs every product on the tensor-core GEMM
 /// when T ≥ 16 (sm_80+; <see cref="GpuGemm"/>), else every GEMV once per tile of 16 tokens, so the weights are read once
-/// per tile; prompt chunks of 8+ tokens use the tiled <see cref="GpuPrefillAttention"/>. One instance must be driven by one thread at a time.
+/// per tile; prompt chunks of 8+ tokens use the tiled <see cref="GpuPrefillAttention"/>. One instance must be driven by
+/// one thread at a time.
 /// </summary>
 public sealed unsafe class GpuLlamaModel : IDeviceModel
 {
