@@ -86,6 +86,8 @@ public static unsafe class GpuBench
     {
         var d = backend.Device;
         var (w, mem) = RandomMatrix(format, rows, cols, 7);
+        int gemmMin = backend.Kernels.GemmMinTokens;
+        backend.Kernels.GemmMinTokens = int.MaxValue; // this measures the GEMV kernels at every batch size
         try
         {
             // The H100's 50 MB L2 would hold a matrix this size across back-to-back launches and flatter the figure, so the
@@ -133,7 +135,11 @@ public static unsafe class GpuBench
             double gbs = gm.ReadBytes / (us * 1e-6) / 1e9;
             return new GemvBenchResult(format.Name + (q != null ? " (dp4a)" : ""), rows, cols, batch, gm.ReadBytes, us, gbs, 100 * gbs / peakGBs, maxRef > 0 ? maxErr / maxRef : maxErr);
         }
-        finally { NativeMemory.AlignedFree((void*)mem); }
+        finally
+        {
+            backend.Kernels.GemmMinTokens = gemmMin;
+            NativeMemory.AlignedFree((void*)mem);
+        }
     }
 
     /// <summary>

@@ -11,7 +11,7 @@ namespace QuantServe.Engine.Gpu;
 public sealed unsafe class GpuKernels : IDisposable
 {
     /// <summary>Embedded kernel files, in compile order.</summary>
-    public static readonly string[] SourceFiles = ["gemv.cu", "gemvq.cu", "ops.cu"];
+    public static readonly string[] SourceFiles = ["gemv.cu", "gemvq.cu", "ops.cu", "gemm.cu", "prefill_attention.cu"];
 
     /// <summary>NVRTC options used for every compile.</summary>
     public static readonly string[] CompileOptions = ["--std=c++17", "-default-device", "--restrict"];
@@ -70,6 +70,7 @@ public sealed unsafe class GpuKernels : IDisposable
         Attention = device.Function("attention");
         Argmax = device.Function("argmax_rows");
         TopK = device.Function("topk_sample");
+        Gemm = GpuGemm.Supports(device.Info.Major) ? new GpuGemm(device) : null;
         CanLaunchProgrammatic = ProbeProgrammatic();
         _nf4 = device.Allocate(64);
         device.Upload(CodebookFormat.Nf4.Values, _nf4.Pointer);
@@ -110,13 +111,28 @@ public sealed unsafe class GpuKernels : IDisposable
     internal nint Argmax { get; }
     internal nint TopK { get; }
 
+    /// <summary>The tensor-core GEMM (null below sm_80, where every product stays on the GEMV kernels).</summary>
+    public GpuGemm? Gemm { get; }
+
+    /// <summary>Products of at least this many tokens run on <see cref="Gemm"/> (default 16; <see cref="int.MaxValue"/> keeps the GEMV kernels).</summary>
+    public int GemmMinTokens { get; set; } = 16;
+
+    /// <summary>Whether products of <paramref name="batch"/> tokens run on the GEMM (and so need no int8 activations).</summary>
+    public bool UsesGemm(int batch) => Gemm != null && batch >= GemmMinTokens;
+
     /// <summary>
-    /// Queues <c>y[b·ys + r] (+)= Σ_c W[r,c]·x[b·xs + c]</c> for every row r and b in [0, batch): the batch is cut into
+    /// Queues <c>y[b·ys + r] (+)= Σ_c W[r,c]·x[b·xs + c]</c> for every row r and b in [0, batch); batches of
+    /// <see cref="GemmMinTokens"/> or more run on the tensor-core <see cref="Gemm"/> where there is one. Otherwise the batch is cut into
     /// tiles of 16 (4 or 1 for small remainders), each tile reading the weights once. <paramref name="accumulate"/> adds to y
     /// (a fused residual add). x rows must be zero-padded to whole units (the model pads to 256).
     /// </summary>
     public void Gemv(GpuMatrix w, ulong x, int xs, ulong y, int ys, int batch, bool accumulate, GpuActivations? quantized = null)
     {
+        if (UsesGemm(batch) && GpuGemm.Handles(w.Kind))
+        {
+            Gemm!.Run(w, x, xs, y, ys, batch, accumulate, w.Format == CodebookFormat.Fp4.Name ? _fp4.Pointer : _nf4.Pointer);
+            return;
+        }
         if (quantized != null && UsesIntegerDot(w))
         {
             GemvQ(w, quantized, y, ys, batch, accumulate);

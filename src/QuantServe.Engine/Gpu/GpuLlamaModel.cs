@@ -10,8 +10,10 @@ namespace QuantServe.Engine.Gpu;
 /// addresses) and returns only sampled token ids — or, when asked, the logits. Per layer: RMSNorm → q/k/v fused-dequant
 /// GEMV → RoPE + cache store → causal GQA attention → o GEMV accumulated into the residual → RMSNorm → gate/up GEMV →
 /// SwiGLU → down GEMV accumulated into the residual; then the final RMSNorm of each chunk's last token and the output
-/// head. A batch of T tokens (a prompt, or one token of each of T sequences) runs every GEMV once per tile of 16 tokens,
-/// so the weights are read once per tile. One instance must be driven by one thread at a time.
+/// head. A batch of T tokens (a prompt, or one token of each of T sequences) runs every product on the tensor-core GEMM
+/// when T ≥ 16 (sm_80+; <see cref="GpuGemm"/>), else every GEMV once per tile of 16 tokens, so the weights are read once
+/// per tile; prompt chunks of 8+ tokens use the tiled <see cref="GpuPrefillAttention"/>. One instance must be driven by
+/// one thread at a time.
 /// </summary>
 public sealed unsafe class GpuLlamaModel : IDeviceModel
 {
@@ -30,6 +32,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     private readonly ulong[] _hK, _hV;
     private readonly List<DeviceBuffer> _owned = [];
     private readonly GpuActivations _qa;
+    private readonly GpuPrefillAttention _prefill;
     private readonly Dictionary<int, nint> _decodeGraphs = [];
     private int _finals;
 
@@ -94,6 +97,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         _tokens = Zeroed(T); _positions = Zeroed(T); _rows = Zeroed(T); _ids = Zeroed(T); _uniforms = Zeroed(T);
         _kptr = Zeroed(2L * T * _c.Layers); _vptr = Zeroed(2L * T * _c.Layers);
         _qa = new GpuActivations(device, T, Math.Max(Math.Max(_pd, _pq), _ph));
+        _prefill = new GpuPrefillAttention(device, T, _c.HeadDim);
         _hTokens = new int[T]; _hPositions = new int[T]; _hRows = new int[T];
         _hK = new ulong[T * _c.Layers]; _hV = new ulong[T * _c.Layers];
         device.Synchronize();
@@ -244,12 +248,14 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         UploadAsync(_hK, L * MaxBatchTokens, _kptr.Pointer);
         UploadAsync(_hV, L * MaxBatchTokens, _vptr.Pointer);
         if (finals > 0) UploadAsync(_hRows, finals, _rows.Pointer);
+        _prefill.Plan(_hPositions, _hK, T);
         // A decode step (every token the last of its chunk, one piece) has the same kernels with the same arguments for a
         // given batch size: everything that changes lives in the device buffers uploaded above. It is captured once as a
         // CUDA graph and replayed, which removes the per-kernel launch cost that dominates small-batch decoding.
         if (UseGraphs && finals == T && firstFinal == 0)
         {
-            if (!_decodeGraphs.TryGetValue(T, out var exec))
+            int key = _k.UsesGemm(T) ? -T : T; // the GEMM switch changes the kernels a graph holds
+            if (!_decodeGraphs.TryGetValue(key, out var exec))
             {
                 try { exec = _d.Capture(() => Kernels(T, 0, finals)); }
                 catch (CudaException) when (_programmatic && _k.CanLaunchProgrammatic)
@@ -258,7 +264,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
                     _programmatic = false;
                     exec = _d.Capture(() => Kernels(T, 0, finals));
                 }
-                _decodeGraphs[T] = exec;
+                _decodeGraphs[key] = exec;
             }
             _d.LaunchGraph(exec);
             return;
@@ -268,6 +274,9 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
 
     /// <summary>Whether decode steps replay a captured CUDA graph (default true).</summary>
     public bool UseGraphs { get; set; } = true;
+
+    /// <summary>The prompt-chunk attention (its <see cref="GpuPrefillAttention.MinRunTokens"/> switches it off for comparisons).</summary>
+    public GpuPrefillAttention PrefillAttention => _prefill;
 
     /// <summary>
     /// Whether attention runs split-K (flash-decoding: each (token, head) spread over several blocks along the cache, then
@@ -310,7 +319,10 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     /// reads it), q/k/v as one GEMV over the stacked matrix into one [q | k | v] row per token, RoPE + cache store, attention
     /// (split-K, its combine step also quantizing the output for W_o), W_o accumulated into the residual, RMSNorm +
     /// quantization, gate/up/SwiGLU as one GEMV over the stacked matrix, quantization, W_down accumulated into the residual.
-    /// Formats that cannot be stacked run the same steps as separate launches.
+    /// Formats that cannot be stacked run the same steps as separate launches. Pieces of <see cref="GpuKernels.GemmMinTokens"/>
+    /// or more tokens quantize nothing: q/k/v is one tensor-core GEMM over the stacked matrix, gate and up two GEMMs over its
+    /// row-range views then the SwiGLU op (the fused SwiGLU epilogue exists only in the integer-dot GEMV), and prompt chunks
+    /// of 8+ tokens take the tiled prefill attention.
     /// </summary>
     private void Kernels(int T, int firstFinal, int finals)
     {
@@ -328,6 +340,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         float scale = 1f / MathF.Sqrt(hd);
         bool split = _splitAttention && hd % 4 == 0;
         int maxSplits = _k.AttentionSplits(_c.Heads, T);
+        bool gemm = _k.UsesGemm(T);
         for (int l = 0; l < L; l++)
         {
             var layer = _layers[l];
@@ -347,10 +360,15 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
                 _c.Heads, _c.KvHeads, hd, _c.Rope == RopeStyle.Neox ? 1 : 0, kc, vc, 0L);
             bool woDot = GpuKernels.UsesIntegerDot(layer.Wo);
             GpuActivations? qo;
-            if (split)
+            if (_prefill.Tiles > 0)
+            {
+                _prefill.Launch(q, _pqkv, _att.Pointer, _pq, _positions.Pointer, kc, vc, 0L, _c.Heads, _c.KvHeads, hd, scale);
+                qo = Quantized(_att.Pointer, _pq, _c.QDim, T, layer.Wo);
+            }
+            else if (split)
             {
                 bool quantized = _k.DecodeAttention(q, _pqkv, _att.Pointer, _pq, _positions.Pointer, kc, vc, 0L, _c.Heads, _c.KvHeads, hd, scale, T,
-                    _attPart.Pointer, maxSplits, woDot ? _qa : null);
+                    _attPart.Pointer, maxSplits, woDot && !gemm ? _qa : null);
                 qo = quantized ? _qa : Quantized(_att.Pointer, _pq, _c.QDim, T, layer.Wo);
             }
             else
@@ -374,15 +392,16 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         _k.Gemv(_output, _xb.Pointer, _pd, _logits.At((long)firstFinal * _c.VocabSize * 4), _c.VocabSize, finals, false, qf);
     }
 
-    /// <summary>RMSNorm of <paramref name="x"/> rows (rows: the row indices, 0 = 1:1) into _xb, fused with the int8 quantization when a consumer reads it.</summary>
+    /// <summary>RMSNorm of <paramref name="x"/> rows (rows: the row indices, 0 = 1:1) into _xb, fused with the int8 quantization when a consumer reads it (and the product is no GEMM).</summary>
     private GpuActivations? Norm(ulong x, ulong rows, DeviceBuffer weight, int T, params ReadOnlySpan<GpuMatrix> consumers)
     {
-        foreach (var m in consumers)
-            if (GpuKernels.UsesIntegerDot(m))
-            {
-                _k.RmsNormQuantize(x, _pd, rows, weight.Pointer, _xb.Pointer, _pd, _c.Dim, _c.NormEps, T, _qa);
-                return _qa;
-            }
+        if (!_k.UsesGemm(T))
+            foreach (var m in consumers)
+                if (GpuKernels.UsesIntegerDot(m))
+                {
+                    _k.RmsNormQuantize(x, _pd, rows, weight.Pointer, _xb.Pointer, _pd, _c.Dim, _c.NormEps, T, _qa);
+                    return _qa;
+                }
         _k.Launch(_k.RmsNorm, (T, 1), 256, 0, x, _pd, rows, weight, _xb, _pd, _c.Dim, _c.NormEps);
         return null;
     }
@@ -390,6 +409,7 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
     /// <summary>Quantizes the input rows for the integer-dot kernels when one of <paramref name="consumers"/> uses them.</summary>
     private GpuActivations? Quantized(ulong x, int xs, int cols, int T, params ReadOnlySpan<GpuMatrix> consumers)
     {
+        if (_k.UsesGemm(T)) return null;
         foreach (var m in consumers)
             if (GpuKernels.UsesIntegerDot(m))
             {
@@ -442,5 +462,6 @@ public sealed unsafe class GpuLlamaModel : IDeviceModel
         foreach (var b in _owned) b.Dispose();
         _owned.Clear();
         _qa.Dispose();
+        _prefill.Dispose();
     }
 }

@@ -111,6 +111,21 @@ public sealed unsafe class GpuMatrix : IDisposable
     /// <summary>Copies <paramref name="w"/> to <paramref name="device"/> in its kernel's layout.</summary>
     public static GpuMatrix Upload(CudaDevice device, WeightMatrix w)
     {
+        var (host, mat, qBytes, sBytes, kind, fallback) = HostLayout(w);
+        var buffer = device.Allocate(host.Length);
+        device.Upload<byte>(host, buffer.Pointer);
+        mat.Q = buffer.Pointer;
+        mat.S = sBytes > 0 ? buffer.Pointer + (ulong)qBytes : 0;
+        if (mat.Z != 0) mat.Z += buffer.Pointer;
+        return new GpuMatrix(w.Name, w.Format, w.Rows, w.Cols, w.ByteCount, kind, buffer, mat, fallback, buffer.Bytes, buffer.Capacity);
+    }
+
+    /// <summary>
+    /// The bytes <see cref="Upload"/> copies to the device and the kernel argument with addresses relative to them:
+    /// <c>Q = 0</c>, <c>S = qBytes</c> when there are scales, <c>Z</c> an offset or 0 (the layout the kernels index).
+    /// </summary>
+    internal static (byte[] Host, GpuMat Mat, long QBytes, long SBytes, GpuKernelKind Kind, bool Fallback) HostLayout(WeightMatrix w)
+    {
         var kind = KernelFor(w.Format, w.Cols);
         bool fallback = kind == null;
         int rows = w.Rows, cols = w.Cols;
@@ -244,12 +259,8 @@ public sealed unsafe class GpuMatrix : IDisposable
             default: throw new InvalidOperationException($"{w}: no upload path");
         }
         if (fallback) kind = GpuKernelKind.F16;
-        var buffer = device.Allocate(host.Length);
-        device.Upload<byte>(host, buffer.Pointer);
-        mat.Q = buffer.Pointer;
-        mat.S = sBytes > 0 ? buffer.Pointer + (ulong)qBytes : 0;
-        if (mat.Z != 0) mat.Z += buffer.Pointer;
-        return new GpuMatrix(w.Name, w.Format, rows, cols, w.ByteCount, kind!.Value, buffer, mat, fallback, buffer.Bytes, buffer.Capacity);
+        mat.S = sBytes > 0 ? (ulong)qBytes : 0;
+        return (host, mat, qBytes, sBytes, kind!.Value, fallback);
     }
 
     /// <summary>
