@@ -94,8 +94,9 @@ public sealed unsafe class GpuGemm
         var (bm, splits, per) = Plan(tokens, w.Rows, w.Cols, _device.Info.Multiprocessors, split);
         if (splits > 1 && !accumulate)
         {
-            // Partial sums are added atomically, so the output starts at zero (row stride ys, only the written rows).
-            _device.Driver.Check(_device.Driver.cuMemsetD8Async(y, 0, (nuint)(((long)(tokens - 1) * ys + w.Rows) * 4), _device.Stream), "cuMemsetD8Async");
+            // Partial sums are added atomically, so the output starts at zero: only the rows × tokens it writes, as a 2D
+            // memset (pitch ys floats), since the gaps of a strided y hold other products (the [q | k | v] rows).
+            _device.Driver.Check(_device.Driver.cuMemsetD2D32Async(y, (nuint)(ys * 4L), 0, (nuint)w.Rows, (nuint)tokens, _device.Stream), "cuMemsetD2D32Async");
         }
         var mat = w.Mat;
         int rows = w.Rows, add = accumulate ? 1 : 0;

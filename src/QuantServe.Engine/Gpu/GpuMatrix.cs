@@ -346,7 +346,38 @@ public sealed unsafe class GpuMatrix : IDisposable
     public static (GpuMatrix Stacked, GpuMatrix[] Parts) UploadStacked(CudaDevice device, string name, IReadOnlyList<WeightMatrix> parts)
     {
         if (!CanStack(parts)) throw new ArgumentException($"{name}: parts differ in format or width, or have no integer-dot kernel");
+        var (host, mat, views, read) = HostStacked(parts);
+        var buffer = device.Allocate(host.Length);
+        device.Upload<byte>(host, buffer.Pointer);
+        var kind = KernelFor(parts[0].Format, parts[0].Cols)!.Value;
+        int rows = parts.Sum(p => p.Rows);
+        var stacked = new GpuMatrix(name, parts[0].Format, rows, parts[0].Cols, parts.Sum(p => p.ByteCount), kind, buffer, Relocate(mat, buffer.Pointer),
+            false, buffer.Bytes, buffer.Capacity);
+        var result = new GpuMatrix[parts.Count];
+        for (int i = 0; i < parts.Count; i++)
+            result[i] = new GpuMatrix(parts[i].Name, parts[i].Format, parts[i].Rows, parts[i].Cols, parts[i].ByteCount, kind, null,
+                Relocate(views[i], buffer.Pointer), false, read[i], buffer.Capacity * parts[i].Rows / rows);
+        return (stacked, result);
+    }
+
+    private static GpuMat Relocate(GpuMat m, ulong basePointer)
+    {
+        m.Q += basePointer;
+        m.S += basePointer;
+        if (m.Z != 0) m.Z += basePointer;
+        return m;
+    }
+
+    /// <summary>
+    /// The bytes <see cref="UploadStacked"/> copies to the device: every part's codes, then (16-byte aligned) every part's
+    /// scales, then any zero points, rows in order; the stacked kernel argument and one per part (its row range), with
+    /// addresses relative to the bytes (<c>Z</c> 0 when there are no zero points), and the bytes each part reads.
+    /// </summary>
+    internal static (byte[] Host, GpuMat Stacked, GpuMat[] Parts, long[] ReadBytes) HostStacked(IReadOnlyList<WeightMatrix> parts)
+    {
+        if (!CanStack(parts)) throw new ArgumentException("parts differ in format or width, or have no integer-dot kernel");
         var mats = new GpuMat[parts.Count];
+        for (int i = 0; i < parts.Count; i++) mats[i].Cols = parts[i].Cols;
         var layouts = new (byte[] Codes, byte[] Scales, byte[]? Zeros)[parts.Count];
         for (int i = 0; i < parts.Count; i++) layouts[i] = DotLayout(parts[i], ref mats[i]);
         long codes = layouts.Sum(l => (long)l.Codes.Length), scales = layouts.Sum(l => (long)l.Scales.Length);
@@ -361,16 +392,12 @@ public sealed unsafe class GpuMatrix : IDisposable
             l.Zeros?.CopyTo(host, zOffset + z);
             c += l.Codes.Length; s += l.Scales.Length; z += l.Zeros?.Length ?? 0;
         }
-        var buffer = device.Allocate(host.Length);
-        device.Upload<byte>(host, buffer.Pointer);
         var mat = mats[0];
-        mat.Q = buffer.Pointer;
-        mat.S = buffer.Pointer + (ulong)qBytes;
-        mat.Z = zeros > 0 ? buffer.Pointer + (ulong)zOffset : 0;
-        var kind = KernelFor(parts[0].Format, parts[0].Cols)!.Value;
-        int rows = parts.Sum(p => p.Rows);
-        var stacked = new GpuMatrix(name, parts[0].Format, rows, parts[0].Cols, parts.Sum(p => p.ByteCount), kind, buffer, mat, false, buffer.Bytes, buffer.Capacity);
-        var views = new GpuMatrix[parts.Count];
+        mat.Q = 0;
+        mat.S = (ulong)qBytes;
+        mat.Z = zeros > 0 ? (ulong)zOffset : 0;
+        var views = new GpuMat[parts.Count];
+        var read = new long[parts.Count];
         long r0 = 0;
         for (int i = 0; i < parts.Count; i++)
         {
@@ -378,12 +405,11 @@ public sealed unsafe class GpuMatrix : IDisposable
             v.Q += (ulong)(r0 * mat.QStride);
             v.S += (ulong)(r0 * mat.SStride);
             if (v.Z != 0) v.Z += (ulong)(r0 * (mat.SStride / 4));
-            long read = layouts[i].Codes.Length + layouts[i].Scales.Length + (layouts[i].Zeros?.Length ?? 0);
-            views[i] = new GpuMatrix(parts[i].Name, parts[i].Format, parts[i].Rows, parts[i].Cols, parts[i].ByteCount, kind, null, v, false,
-                read, buffer.Capacity * parts[i].Rows / rows);
+            views[i] = v;
+            read[i] = layouts[i].Codes.Length + layouts[i].Scales.Length + (layouts[i].Zeros?.Length ?? 0);
             r0 += parts[i].Rows;
         }
-        return (stacked, views);
+        return (host, mat, views, read);
     }
 
     /// <inheritdoc />

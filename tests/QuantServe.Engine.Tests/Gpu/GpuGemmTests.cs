@@ -143,6 +143,48 @@ public unsafe class GpuGemmTests
     }
 
     [Theory]
+    [InlineData("Q8_0", 800)]
+    [InlineData("Q4_0", 800)]
+    [InlineData("Q4_K", 768)]
+    [InlineData("int4-g128", 896)]
+    [InlineData("int4-g64-asym", 896)]
+    public void SliceModel_StackedLayoutAndItsViews_EqualEachPartsDequantizeRow(string name, int cols)
+    {
+        var format = TensorFormats.ForName(name)!;
+        int[] partRows = [5, 3, 2];
+        var made = partRows.Select((r, i) => GpuBench.RandomMatrix(format, r, cols, (ulong)(11 + i))).ToArray();
+        try
+        {
+            var parts = made.Select(m => m.Item1).ToArray();
+            var (host, stacked, views, _) = GpuMatrix.HostStacked(parts);
+            var kind = GpuMatrix.KernelFor(format, cols)!.Value;
+            // The GEMM takes its K extent from Cols: a stacked matrix without it multiplies nothing.
+            Assert.Equal(cols, stacked.Cols);
+            var row = new float[cols];
+            var slice = new float[32];
+            int r0 = 0;
+            for (int p = 0; p < parts.Length; p++)
+            {
+                Assert.Equal(cols, views[p].Cols);
+                for (int r = 0; r < partRows[p]; r++)
+                {
+                    parts[p].DequantizeRow(r, row);
+                    float scale = row.Max(Math.Abs);
+                    foreach (var (mat, at) in new[] { (stacked, r0 + r), (views[p], r) })
+                        for (int k0 = 0; k0 < cols; k0 += 32)
+                        {
+                            Slice(kind, host, mat, at, k0, [], slice);
+                            for (int e = 0; e < 32 && k0 + e < cols; e++)
+                                Assert.True(Math.Abs(slice[e] - row[k0 + e]) <= 1e-6f * scale, $"{name} part {p} row {r} column {k0 + e}: slice {slice[e]}, DequantizeRow {row[k0 + e]}");
+                        }
+                }
+                r0 += partRows[p];
+            }
+        }
+        finally { foreach (var m in made) NativeMemory.AlignedFree((void*)m.Item2); }
+    }
+
+    [Theory]
     [InlineData(16, 2048, 2048)]
     [InlineData(512, 2048, 2048)]
     [InlineData(512, 5632, 2048)]

@@ -34,6 +34,7 @@ public sealed unsafe class CudaDriver
     internal delegate* unmanaged<void*, ulong, nuint, nint, int> cuMemcpyDtoHAsync;
     internal delegate* unmanaged<ulong, ulong, nuint, nint, int> cuMemcpyDtoDAsync;
     internal delegate* unmanaged<ulong, byte, nuint, nint, int> cuMemsetD8Async;
+    internal delegate* unmanaged<ulong, nuint, uint, nuint, nuint, nint, int> cuMemsetD2D32Async;
     internal delegate* unmanaged<nint*, void*, int> cuModuleLoadData;
     internal delegate* unmanaged<nint, int> cuModuleUnload;
     internal delegate* unmanaged<nint*, nint, byte*, int> cuModuleGetFunction;
@@ -86,6 +87,7 @@ public sealed unsafe class CudaDriver
         cuMemcpyDtoHAsync = (delegate* unmanaged<void*, ulong, nuint, nint, int>)Get("cuMemcpyDtoHAsync_v2");
         cuMemcpyDtoDAsync = (delegate* unmanaged<ulong, ulong, nuint, nint, int>)Get("cuMemcpyDtoDAsync_v2");
         cuMemsetD8Async = (delegate* unmanaged<ulong, byte, nuint, nint, int>)Get("cuMemsetD8Async");
+        cuMemsetD2D32Async = (delegate* unmanaged<ulong, nuint, uint, nuint, nuint, nint, int>)Get("cuMemsetD2D32Async");
         cuModuleLoadData = (delegate* unmanaged<nint*, void*, int>)Get("cuModuleLoadData");
         cuModuleUnload = (delegate* unmanaged<nint, int>)Get("cuModuleUnload");
         cuModuleGetFunction = (delegate* unmanaged<nint*, nint, byte*, int>)Get("cuModuleGetFunction");
