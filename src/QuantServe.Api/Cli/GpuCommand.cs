@@ -221,7 +221,7 @@ public static class GpuCommand
         var requantize = new Option<string?>("--requantize") { Description = "Re-quantize each model's layer matrices in memory to this RTN type (head: int8) before decoding, e.g. int4-g128" };
         var peak = new Option<double>("--peak-gbs") { Description = "Peak DRAM bandwidth for the % column and the bound (H100 SXM HBM3: 3350)", DefaultValueFactory = _ => GpuBench.H100PeakGBs };
         var attention = new Option<bool>("--attention") { Description = "Split-K attention vs one block per head: agreement on ragged contexts 1..4096 and time per context" };
-        var longContext = new Option<int>("--long-context") { Description = "Also decode batch 1 after a prompt of this many tokens, with one-block and split-K attention" };
+        var longContext = new Option<int>("--long-context") { Description = "Also decode batch 1 after a prompt of this many tokens (cut so prompt + steps fit the context), with one-block and split-K attention" };
         var gemm = new Option<bool>("--gemm") { Description = "Tensor-core GEMM TFLOP/s for 4096×4096×512 per format (and the GEMV tiles), each checked against the CPU's DequantizeRow in double" };
         var gemmFormats = new Option<string[]>("--gemm-formats") { Description = "GEMM formats", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["Q4_K", "Q6_K", "Q8_0", "Q4_0", "Q5_K", "int4-g128", "int4-g64-asym", "int8", "nf4", "F16", "Q4_1"] };
         var prefill = new Option<int>("--prefill") { Description = "Also time prompt processing of this many tokens per model, GEMM path and GEMV path, and decode on both paths" };
@@ -309,6 +309,10 @@ public static class GpuCommand
                 {
                     int st = parse.GetValue(steps);
                     o.WriteLine();
+                    // Prompt + timed steps + the first sampled token must fit the model's context.
+                    int fit = model.Config.ContextLength - st - 1;
+                    if (lc > fit) o.WriteLine($"--long-context {lc} + {st} steps exceeds the {model.Config.ContextLength}-position context: prompt cut to {fit} tokens");
+                    lc = Math.Max(1, Math.Min(lc, fit));
                     o.WriteLine($"batch 1 after a {lc}-token prompt (contexts {lc + 1}..{lc + st}):");
                     o.WriteLine("| attention | tokens/s | bound tokens/s (weights only) |");
                     o.WriteLine("|---|---:|---:|");
