@@ -239,4 +239,68 @@ public unsafe class GpuGemmTests
             Assert.True(r.MaxRelError < 5e-3, $"{r.Format}: {r.MaxRelError}");
         }
     }
+
+    [GpuFact]
+    public void Gemm_StackedMatrixAndViewsIntoStridedRows_MatchTheCpuAndLeaveTheGapsAlone()
+    {
+        using var backend = CudaBackend.Open(0);
+        var d = backend.Device;
+        var k = backend.Kernels;
+        Assert.NotNull(k.Gemm);
+        var format = TensorFormats.ForName("Q4_0")!;
+        const int cols = 2048, tokens = 16, ys = 1024;
+        int[] partRows = [256, 128, 128];
+        // The 128-row views split K, so each zeroes its output first: only its own cells of the strided rows.
+        Assert.True(GpuGemm.Plan(tokens, 128, cols, d.Info.Multiprocessors, false).Splits > 1);
+        var made = partRows.Select((r, i) => GpuBench.RandomMatrix(format, r, cols, (ulong)(21 + i))).ToArray();
+        var parts = made.Select(m => m.Item1).ToArray();
+        var (stacked, views) = GpuMatrix.UploadStacked(d, "qkv", parts);
+        try
+        {
+            var rng = new Random(5);
+            var x = new float[tokens * cols];
+            for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+            var sentinel = Enumerable.Repeat(7f, tokens * ys).ToArray();
+            using var dx = d.Allocate(x.Length * 4L);
+            using var dyStacked = d.Allocate(sentinel.Length * 4L);
+            using var dyViews = d.Allocate(sentinel.Length * 4L);
+            d.Upload<float>(x, dx.Pointer);
+            d.Upload<float>(sentinel, dyStacked.Pointer);
+            d.Upload<float>(sentinel, dyViews.Pointer);
+            k.Gemv(stacked, dx.Pointer, cols, dyStacked.Pointer, ys, tokens, false);
+            for (int p = 0, r0 = 0; p < parts.Length; r0 += partRows[p], p++)
+                k.Gemv(views[p], dx.Pointer, cols, dyViews.Pointer + (ulong)(r0 * 4), ys, tokens, false);
+            var yStacked = new float[sentinel.Length];
+            var yViews = new float[sentinel.Length];
+            d.Download(dyStacked.Pointer, yStacked.AsSpan());
+            d.Download(dyViews.Pointer, yViews.AsSpan());
+
+            var row = new float[cols];
+            double maxErr = 0, maxRef = 0;
+            for (int p = 0, r0 = 0; p < parts.Length; r0 += partRows[p], p++)
+                for (int r = 0; r < partRows[p]; r++)
+                {
+                    parts[p].DequantizeRow(r, row);
+                    for (int t = 0; t < tokens; t++)
+                    {
+                        double s = 0;
+                        for (int c = 0; c < cols; c++) s += (double)row[c] * x[t * cols + c];
+                        maxRef = Math.Max(maxRef, Math.Abs(s));
+                        maxErr = Math.Max(maxErr, Math.Max(Math.Abs(s - yStacked[t * ys + r0 + r]), Math.Abs(s - yViews[t * ys + r0 + r])));
+                    }
+                }
+            Assert.True(maxErr <= 5e-3 * maxRef, $"max error {maxErr} of {maxRef}");
+            for (int t = 0; t < tokens; t++)
+                for (int c = 512; c < ys; c++)
+                {
+                    Assert.Equal(7f, yStacked[t * ys + c]);
+                    Assert.Equal(7f, yViews[t * ys + c]);
+                }
+        }
+        finally
+        {
+            stacked.Dispose();
+            foreach (var m in made) NativeMemory.AlignedFree((void*)m.Item2);
+        }
+    }
 }
