@@ -58,7 +58,12 @@ public static class GpuCommand
         return command;
     }
 
-    private static readonly string[] DefaultPrompts = ["Once upon a time", "Lily and Ben", "The little dog", "One day"];
+    // The last prompt is long enough (> 64 tokens with either vocabulary) that prefill runs the tiled prompt attention over
+    // two query tiles and the tensor-core GEMM with a partial token tile.
+    private static readonly string[] DefaultPrompts = ["Once upon a time", "Lily and Ben", "The little dog", "One day",
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the sunshine with her friend Ben. " +
+        "One day, they saw a big red ball in the park. Ben ran to get it, and Lily laughed. They played with the ball all day " +
+        "until the sun went down, and then they went home happy."];
 
     private static Command Check()
     {
@@ -180,18 +185,48 @@ public static class GpuCommand
         return ok ? 0 : 1;
     }
 
+    private static void GemmTable(CudaBackend backend, string[] names, TextWriter o)
+    {
+        o.WriteLine();
+        o.WriteLine("| format (path) | N × K | T | µs | TFLOP/s | max rel err vs CPU dequant (double) |");
+        o.WriteLine("|---|---|---:|---:|---:|---:|");
+        void Row(GemmBenchResult r) => o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {r.Format} | {r.Rows}×{r.Cols} | {r.Tokens} | {r.Microseconds:F1} | {r.Tflops:F1} | {r.MaxRelError:E1} |"));
+        foreach (var name in names)
+        {
+            var format = TensorFormats.ForName(name) ?? throw new ArgumentException($"unknown format {name}");
+            bool unquantized = format.Ggml == GgmlType.F16;
+            // Partial tiles, K splits and odd token counts first (checked, timing incidental), then the timed shape.
+            Row(GpuPrefillBench.Gemm(backend, format, 1000, 1280, 77, 20));
+            Row(GpuPrefillBench.Gemm(backend, format, 4096, 4096, 16, 50));
+            Row(GpuPrefillBench.Gemm(backend, format, 4096, 4096, 512, 50));
+            if (unquantized) Row(GpuPrefillBench.Gemm(backend, format, 4096, 4096, 512, 50, split: false));
+            if (name is "Q4_K" or "int4-g128")
+                foreach (var (n, k) in new[] { (2048, 2048), (256, 2048), (5632, 2048), (2048, 5632) }) // TinyLlama's q/o, k/v, gate/up, down
+                    Row(GpuPrefillBench.Gemm(backend, format, n, k, 512, 50));
+            Row(GpuPrefillBench.Gemm(backend, format, 4096, 4096, 16, 50, gemm: false));
+            Row(GpuPrefillBench.Gemm(backend, format, 4096, 4096, 512, 10, gemm: false));
+        }
+    }
+
     private static Command Bench()
     {
         var gemv = new Option<bool>("--gemv") { Description = "Fused dequantize-GEMV bandwidth on 8192×8192 and 4096×14336" };
         var formats = new Option<string[]>("--formats") { Description = "GEMV formats", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["Q4_K", "int4-g128", "Q8_0", "Q4_0", "Q5_K", "Q6_K", "int8", "nf4", "F16"] };
         var iterations = new Option<int>("--iterations") { Description = "GEMV launches timed per measurement", DefaultValueFactory = _ => 200 };
         var models = new Option<string[]>("--model", "-m") { Description = "Models to decode (repeatable)", AllowMultipleArgumentsPerToken = true };
-        var batches = new Option<int[]>("--batch") { Description = "Decode batch sizes", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [1, 16] };
+        var batches = new Option<int[]>("--batch") { Description = "Batch sizes (decode and GEMV)", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [1, 16] };
         var steps = new Option<int>("--steps") { Description = "Decode steps timed", DefaultValueFactory = _ => 128 };
         var prompt = new Option<int>("--prompt-tokens") { Description = "Prompt tokens prefilled per sequence before timing", DefaultValueFactory = _ => 32 };
         var requantize = new Option<string?>("--requantize") { Description = "Re-quantize each model's layer matrices in memory to this RTN type (head: int8) before decoding, e.g. int4-g128" };
         var peak = new Option<double>("--peak-gbs") { Description = "Peak DRAM bandwidth for the % column and the bound (H100 SXM HBM3: 3350)", DefaultValueFactory = _ => GpuBench.H100PeakGBs };
-        var command = new Command("bench", "GEMV bandwidth per format and decode tokens/s against the bandwidth bound.") { Device, gemv, formats, iterations, models, batches, steps, prompt, requantize, peak };
+        var attention = new Option<bool>("--attention") { Description = "Split-K attention vs one block per head: agreement on ragged contexts 1..4096 and time per context" };
+        var longContext = new Option<int>("--long-context") { Description = "Also decode batch 1 after a prompt of this many tokens (cut so prompt + steps fit the context), with one-block and split-K attention" };
+        var gemm = new Option<bool>("--gemm") { Description = "Tensor-core GEMM TFLOP/s for 4096×4096×512 per format (and the GEMV tiles), each checked against the CPU's DequantizeRow in double" };
+        var gemmFormats = new Option<string[]>("--gemm-formats") { Description = "GEMM formats", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["Q4_K", "Q6_K", "Q8_0", "Q4_0", "Q5_K", "int4-g128", "int4-g64-asym", "int8", "nf4", "F16", "Q4_1"] };
+        var prefill = new Option<int>("--prefill") { Description = "Also time prompt processing of this many tokens per model, GEMM path and GEMV path, and decode on both paths" };
+        var command = new Command("bench", "GEMV bandwidth per format, tensor-core GEMM TFLOP/s, split-K attention, prefill and decode tokens/s against the bandwidth bound.")
+            { Device, gemv, formats, iterations, models, batches, steps, prompt, requantize, peak, attention, longContext, gemm, gemmFormats, prefill };
         command.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
@@ -206,7 +241,7 @@ public static class GpuCommand
                     foreach (var name in parse.GetValue(formats)!)
                     {
                         var format = TensorFormats.ForName(name) ?? throw new ArgumentException($"unknown format {name}");
-                        foreach (int b in (int[])[1, 16])
+                        foreach (int b in parse.GetValue(batches)!)
                         {
                             var r = GpuBench.Gemv(backend, format, rows, cols, b, parse.GetValue(iterations), pk);
                             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -214,26 +249,83 @@ public static class GpuCommand
                         }
                     }
             }
+            int failures = 0;
+            if (parse.GetValue(attention))
+            {
+                o.WriteLine();
+                o.WriteLine("| contexts (positions attended per token) | heads / kv heads × head dim | max splits | max rel diff split vs single | single µs | split-K µs | result |");
+                o.WriteLine("|---|---|---:|---:|---:|---:|---|");
+                int[] ragged = [1, 2, 3, 31, 32, 33, 64, 65, 100, 127, 129, 500, 1000, 2047, 3001, 4096];
+                foreach (var (h, kvh, hd) in new[] { (32, 4, 64), (32, 8, 128) })
+                    foreach (var ctx in new[] { ragged, [1], [128], [512], [1024], [2048], [4096] })
+                    {
+                        var r = GpuBench.Attention(backend, h, kvh, hd, ctx, parse.GetValue(iterations));
+                        bool ok = r.MaxRelDiff <= 1e-5;
+                        failures += ok ? 0 : 1;
+                        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"| {(ctx.Length > 1 ? $"{ctx.Length} ragged: {r.Contexts}" : r.Contexts)} | {r.Heads}/{r.KvHeads} × {r.HeadDim} | {r.Splits} | {r.MaxRelDiff:E1} | {r.SingleMicroseconds:F1} | {r.SplitMicroseconds:F1} | {(ok ? "pass" : "FAIL")} |"));
+                    }
+            }
+            if (parse.GetValue(gemm)) GemmTable(backend, parse.GetValue(gemmFormats)!, o);
+            int prefillTokens = parse.GetValue(prefill);
             foreach (var path in parse.GetValue(models) ?? [])
             {
                 var rq = parse.GetValue(requantize);
                 var loaded = ModelLoader.Load(path);
                 using var model = rq == null ? loaded
                     : DequantizedReference.Requantize(loaded, RtnFormats.Parse(rq) ?? throw new ArgumentException($"unknown RTN type {rq}"), RtnFormats.Parse("int8")!, ownSource: true);
-                int maxBatch = Math.Max(parse.GetValue(prompt), parse.GetValue(batches)!.Max());
+                int maxBatch = Math.Max(Math.Max(parse.GetValue(prompt), prefillTokens), parse.GetValue(batches)!.Max());
                 using var gpu = new GpuLlamaModel(backend.Device, backend.Kernels, model, Math.Max(maxBatch, 16));
                 o.WriteLine();
                 o.WriteLine($"{Path.GetFileName(path)}{(rq != null ? $" re-quantized to {rq}" : "")}: {Kernels(gpu)}; weights read per step {gpu.WeightReadBytesPerStep / 1e6:F1} MB");
-                o.WriteLine($"| batch | steps | tokens/s | bound tokens/s (batch × {pk:F0} GB/s ÷ bytes/step) | % of bound | device bytes (weights+scratch+KV) | VramEstimator total |");
-                o.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
-                foreach (int b in parse.GetValue(batches)!)
+                if (prefillTokens > 0)
                 {
-                    var r = GpuBench.Decode(gpu, b, parse.GetValue(prompt), parse.GetValue(steps), pk);
-                    o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {r.Batch} | {r.Steps} | {r.TokensPerSecond:F0} | {r.BoundTokensPerSecond:F0} | {100 * r.TokensPerSecond / r.BoundTokensPerSecond:F1}% | {r.DeviceBytes / 1e6:F0} MB | {r.EstimatedBytes / 1e6:F0} MB |"));
+                    o.WriteLine($"| prefill path | prompt tokens | ms (best of 5) | tokens/s | TFLOP/s (2·tokens·layer params ÷ time) | max abs last-token logit diff vs GEMV path |");
+                    o.WriteLine("|---|---:|---:|---:|---:|---:|");
+                    foreach (var r in GpuPrefillBench.Prefill(gpu, backend.Kernels, prefillTokens, 5))
+                        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"| {r.Path} | {r.Tokens} | {r.Milliseconds:F2} | {r.TokensPerSecond:F0} | {r.Tflops:F1} | {r.MaxAbsLogitDiff:G3} |"));
+                    o.WriteLine();
+                }
+                o.WriteLine($"| batch | products | steps | tokens/s | bound tokens/s (batch × {pk:F0} GB/s ÷ bytes/step) | % of bound | device bytes (weights+scratch+KV) | VramEstimator total |");
+                o.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|");
+                int gemmMin = backend.Kernels.GemmMinTokens;
+                foreach (int b in parse.GetValue(batches)!)
+                    // Batches that reach the GEMM also on the GEMV kernels when prefill is measured; batch 1 also with
+                    // programmatic dependent launch (off by default), to show what overlapping launches gives.
+                    foreach (bool useGemm in prefillTokens > 0 && backend.Kernels.UsesGemm(b) ? (bool[])[false, true] : [backend.Kernels.UsesGemm(b)])
+                        foreach (bool pdl in b == 1 && backend.Kernels.CanLaunchProgrammatic ? (bool[])[false, true] : [false])
+                        {
+                            backend.Kernels.GemmMinTokens = useGemm ? gemmMin : int.MaxValue;
+                            gpu.ProgrammaticLaunch = pdl;
+                            var r = GpuBench.Decode(gpu, b, parse.GetValue(prompt), parse.GetValue(steps), pk);
+                            backend.Kernels.GemmMinTokens = gemmMin;
+                            o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                                $"| {r.Batch}{(pdl ? " (PDL)" : "")} | {(useGemm ? "GEMM" : "GEMV")} | {r.Steps} | {r.TokensPerSecond:F0} | {r.BoundTokensPerSecond:F0} | {100 * r.TokensPerSecond / r.BoundTokensPerSecond:F1}% | {r.DeviceBytes / 1e6:F0} MB | {r.EstimatedBytes / 1e6:F0} MB |"));
+                        }
+                gpu.ProgrammaticLaunch = false;
+                int lc = parse.GetValue(longContext);
+                if (lc > 0)
+                {
+                    int st = parse.GetValue(steps);
+                    o.WriteLine();
+                    // Prompt + timed steps + the first sampled token must fit the model's context.
+                    int fit = model.Config.ContextLength - st - 1;
+                    if (lc > fit) o.WriteLine($"--long-context {lc} + {st} steps exceeds the {model.Config.ContextLength}-position context: prompt cut to {fit} tokens");
+                    lc = Math.Max(1, Math.Min(lc, fit));
+                    o.WriteLine($"batch 1 after a {lc}-token prompt (contexts {lc + 1}..{lc + st}):");
+                    o.WriteLine("| attention | tokens/s | bound tokens/s (weights only) |");
+                    o.WriteLine("|---|---:|---:|");
+                    foreach (bool split in new[] { false, true })
+                    {
+                        gpu.SplitAttention = split;
+                        var r = GpuBench.Decode(gpu, 1, lc, st, pk);
+                        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {(split ? "split-K" : "one block per head")} | {r.TokensPerSecond:F0} | {r.BoundTokensPerSecond:F0} |"));
+                    }
+                    gpu.SplitAttention = true;
                 }
             }
-            return 0;
+            return failures == 0 ? 0 : 1;
         });
         return command;
     }

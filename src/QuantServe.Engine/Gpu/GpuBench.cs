@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using QuantServe.Engine.Evaluation;
+using QuantServe.Engine.Gpu.Cuda;
 using QuantServe.Engine.Inference;
 using QuantServe.Engine.Models;
 using QuantServe.Engine.Quantization.Formats;
@@ -24,6 +25,18 @@ public sealed record GemvBenchResult(string Format, int Rows, int Cols, int Batc
 /// <summary>One decode measurement.</summary>
 public sealed record DecodeBenchResult(int Batch, int Steps, double Seconds, double TokensPerSecond, long WeightBytesPerStep,
     double BoundTokensPerSecond, long DeviceBytes, long EstimatedBytes);
+
+/// <summary>Split-K attention against the one-block-per-head kernel for one set of token contexts.</summary>
+/// <param name="Contexts">Cache positions each token attends to (positions[t] + 1), comma-separated.</param>
+/// <param name="HeadDim">Head dimension.</param>
+/// <param name="Heads">Query heads (key/value heads in <paramref name="KvHeads"/>).</param>
+/// <param name="KvHeads">Key/value heads.</param>
+/// <param name="Splits">Most splits per (token, head) the launch allowed.</param>
+/// <param name="MaxRelDiff">max_t max_i |split − single| / max_i |single| over the token's output row.</param>
+/// <param name="SingleMicroseconds">Mean time of the one-block-per-(token, head) kernel.</param>
+/// <param name="SplitMicroseconds">Mean time of split + combine.</param>
+public sealed record AttentionBenchResult(string Contexts, int Heads, int KvHeads, int HeadDim, int Splits, double MaxRelDiff,
+    double SingleMicroseconds, double SplitMicroseconds);
 
 /// <summary>GPU benchmarks: GEMV bandwidth per format and whole-model decode speed against the bandwidth bound.</summary>
 public static unsafe class GpuBench
@@ -73,6 +86,8 @@ public static unsafe class GpuBench
     {
         var d = backend.Device;
         var (w, mem) = RandomMatrix(format, rows, cols, 7);
+        int gemmMin = backend.Kernels.GemmMinTokens;
+        backend.Kernels.GemmMinTokens = int.MaxValue; // this measures the GEMV kernels at every batch size
         try
         {
             // The H100's 50 MB L2 would hold a matrix this size across back-to-back launches and flatter the figure, so the
@@ -120,7 +135,82 @@ public static unsafe class GpuBench
             double gbs = gm.ReadBytes / (us * 1e-6) / 1e9;
             return new GemvBenchResult(format.Name + (q != null ? " (dp4a)" : ""), rows, cols, batch, gm.ReadBytes, us, gbs, 100 * gbs / peakGBs, maxRef > 0 ? maxErr / maxRef : maxErr);
         }
-        finally { NativeMemory.AlignedFree((void*)mem); }
+        finally
+        {
+            backend.Kernels.GemmMinTokens = gemmMin;
+            NativeMemory.AlignedFree((void*)mem);
+        }
+    }
+
+    /// <summary>
+    /// Runs both attention kernels on random queries and caches (values uniform in [−1, 1]) for tokens whose contexts are
+    /// <paramref name="contexts"/> (ragged in one launch when several), compares the outputs and times
+    /// <paramref name="iterations"/> launches of each.
+    /// </summary>
+    public static AttentionBenchResult Attention(CudaBackend backend, int heads, int kvHeads, int headDim, int[] contexts, int iterations)
+    {
+        var d = backend.Device;
+        var k = backend.Kernels;
+        int T = contexts.Length, kvDim = kvHeads * headDim, qs = (heads * headDim + 255) & ~255, cap = contexts.Max();
+        var rng = new Xoshiro256(17);
+        var cache = new float[(long)cap * kvDim];
+        var buffers = new List<DeviceBuffer>();
+        DeviceBuffer Alloc(long bytes) { var b = d.AllocateZeroed(bytes); buffers.Add(b); return b; }
+        try
+        {
+            var kPtr = new ulong[T];
+            var vPtr = new ulong[T];
+            for (int t = 0; t < T; t++)
+            {
+                var kb = Alloc(cache.Length * 4L);
+                var vb = Alloc(cache.Length * 4L);
+                for (int i = 0; i < cache.Length; i++) cache[i] = (float)(rng.NextDouble() * 2 - 1);
+                d.Upload<float>(cache, kb.Pointer);
+                for (int i = 0; i < cache.Length; i++) cache[i] = (float)(rng.NextDouble() * 2 - 1);
+                d.Upload<float>(cache, vb.Pointer);
+                kPtr[t] = kb.Pointer;
+                vPtr[t] = vb.Pointer;
+            }
+            var q = new float[(long)T * qs];
+            for (int i = 0; i < q.Length; i++) q[i] = (float)(rng.NextDouble() * 2 - 1);
+            var dq = Alloc(q.Length * 4L);
+            d.Upload<float>(q, dq.Pointer);
+            var dk = Alloc(T * 8L);
+            d.Upload<ulong>(kPtr, dk.Pointer);
+            var dv = Alloc(T * 8L);
+            d.Upload<ulong>(vPtr, dv.Pointer);
+            var dpos = Alloc(T * 4L);
+            d.Upload<int>(contexts.Select(c => c - 1).ToArray(), dpos.Pointer);
+            var single = Alloc(q.Length * 4L);
+            var splitOut = Alloc(q.Length * 4L);
+            int splits = k.AttentionSplits(heads, T);
+            var scratch = Alloc(GpuKernels.AttentionScratchFloats(T, heads, headDim, splits) * 4);
+            float scale = 1f / MathF.Sqrt(headDim);
+            void Single() => k.AttentionSingle(dq.Pointer, qs, single.Pointer, qs, dpos.Pointer, dk.Pointer, dv.Pointer, 0, heads, kvHeads, headDim, scale, T);
+            void Split() => k.DecodeAttention(dq.Pointer, qs, splitOut.Pointer, qs, dpos.Pointer, dk.Pointer, dv.Pointer, 0, heads, kvHeads, headDim, scale, T,
+                scratch.Pointer, splits, null);
+            Single();
+            Split();
+            var a = new float[q.Length];
+            var b = new float[q.Length];
+            d.Download(single.Pointer, a.AsSpan());
+            d.Download(splitOut.Pointer, b.AsSpan());
+            double worst = 0;
+            for (int t = 0; t < T; t++)
+            {
+                double diff = 0, max = 0;
+                for (int i = 0; i < heads * headDim; i++)
+                {
+                    diff = Math.Max(diff, Math.Abs(a[t * qs + i] - b[t * qs + i]));
+                    max = Math.Max(max, Math.Abs(a[t * qs + i]));
+                }
+                worst = Math.Max(worst, max > 0 ? diff / max : diff);
+            }
+            double singleUs = d.Time(() => { for (int i = 0; i < iterations; i++) Single(); }) * 1e3 / iterations;
+            double splitUs = d.Time(() => { for (int i = 0; i < iterations; i++) Split(); }) * 1e3 / iterations;
+            return new AttentionBenchResult(string.Join(",", contexts), heads, kvHeads, headDim, splits, worst, singleUs, splitUs);
+        }
+        finally { foreach (var b in buffers) b.Dispose(); }
     }
 
     /// <summary>

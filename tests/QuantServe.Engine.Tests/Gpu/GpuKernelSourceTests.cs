@@ -12,9 +12,15 @@ public class GpuKernelSourceTests
     private static HashSet<string> KernelNames()
     {
         var src = GpuKernels.Source();
-        var names = Regex.Matches(src, @"extern ""C"" __global__ void (\w+)\(").Select(m => m.Groups[1].Value).ToHashSet();
-        foreach (Match m in Regex.Matches(src, @"^DEFINE_GEMVQ?\((\w+),", RegexOptions.Multiline))
+        var names = Regex.Matches(src, @"extern ""C"" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(").Select(m => m.Groups[1].Value).ToHashSet();
+        foreach (Match m in Regex.Matches(src, @"^DEFINE_GEMV\((\w+),", RegexOptions.Multiline))
             foreach (var nb in new[] { 1, 4, 16 }) names.Add($"{m.Groups[1].Value}_{nb}");
+        foreach (Match m in Regex.Matches(src, @"^DEFINE_GEMVQ\((\w+),", RegexOptions.Multiline))
+            foreach (var nb in new[] { 1, 4, 16 })
+            {
+                names.Add($"{m.Groups[1].Value}_{nb}");
+                names.Add($"{m.Groups[1].Value}_glu_{nb}");
+            }
         return names;
     }
 
@@ -28,8 +34,13 @@ public class GpuKernelSourceTests
             foreach (var nb in new[] { 1, 4, 16 }) Assert.Contains($"gemv_{stem}_{nb}", names);
         }
         foreach (var kind in GpuKernels.IntegerDotKinds)
-            Assert.Contains($"gemvq_{kind.ToString().ToLowerInvariant()}_16", names);
-        foreach (var k in new[] { "quantize_q8", "embed", "rmsnorm", "add_bias", "swiglu", "rope_store", "attention", "argmax_rows", "topk_sample" })
+            foreach (var nb in new[] { 1, 4, 16 })
+            {
+                Assert.Contains($"gemvq_{kind.ToString().ToLowerInvariant()}_{nb}", names);
+                Assert.Contains($"gemvq_{kind.ToString().ToLowerInvariant()}_glu_{nb}", names);
+            }
+        foreach (var k in new[] { "quantize_q8", "rmsnorm_q8", "embed", "rmsnorm", "add_bias", "swiglu", "rope_store", "attention", "attention_split",
+                     "attention_combine", "argmax_rows", "topk_sample" })
             Assert.Contains(k, names);
     }
 

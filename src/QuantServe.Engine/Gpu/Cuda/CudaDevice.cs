@@ -198,6 +198,57 @@ public sealed unsafe class CudaDevice : IDisposable
             "cuLaunchKernel", $"grid {grid.X}×{grid.Y}, block {block}");
 
     /// <summary>
+    /// Whether kernels can be launched with programmatic dependent launch (Hopper or newer, a driver with cuLaunchKernelEx):
+    /// the next kernel on the stream is scheduled while this one drains and waits in <c>griddepcontrol.wait</c>.
+    /// </summary>
+    public bool SupportsProgrammaticLaunch => _cu.cuLaunchKernelEx != null && Info.Major >= 9;
+
+    // CUlaunchConfig and one CUlaunchAttribute (id, 4 bytes of padding, a 64-byte value union), as cuda.h lays them out.
+    [StructLayout(LayoutKind.Sequential)]
+    private struct LaunchConfig
+    {
+        public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedBytes;
+        public nint Stream;
+        public LaunchAttribute* Attributes;
+        public uint AttributeCount;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 72)]
+    private struct LaunchAttribute
+    {
+        [FieldOffset(0)] public int Id;
+        [FieldOffset(8)] public int Value;
+    }
+
+    private const int ProgrammaticStreamSerialization = 6; // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+
+    /// <summary>
+    /// Queues a kernel (arguments as for <see cref="LaunchRaw"/>) that may start before the previous kernel on the stream
+    /// finishes: the kernel must execute <c>griddepcontrol.wait</c> before touching memory the previous kernel writes (every
+    /// QuantServe kernel does, through PDL_ENTER). Falls back to <see cref="LaunchRaw"/> where unsupported.
+    /// </summary>
+    public void LaunchRawProgrammatic(nint function, (int X, int Y) grid, int block, int sharedBytes, void** args)
+    {
+        if (!SupportsProgrammaticLaunch) { LaunchRaw(function, grid, block, sharedBytes, args); return; }
+        var attribute = new LaunchAttribute { Id = ProgrammaticStreamSerialization, Value = 1 };
+        var config = new LaunchConfig
+        {
+            GridX = (uint)grid.X, GridY = (uint)grid.Y, GridZ = 1, BlockX = (uint)block, BlockY = 1, BlockZ = 1,
+            SharedBytes = (uint)sharedBytes, Stream = Stream, Attributes = &attribute, AttributeCount = 1,
+        };
+        _cu.Check(_cu.cuLaunchKernelEx(&config, function, args, null), "cuLaunchKernelEx", $"grid {grid.X}×{grid.Y}, block {block}, programmatic");
+    }
+
+    /// <summary><see cref="Launch"/> with programmatic dependent launch (see <see cref="LaunchRawProgrammatic"/>).</summary>
+    public void LaunchProgrammatic(nint function, (int X, int Y) grid, int block, int sharedBytes, params ReadOnlySpan<KernelArg> args)
+    {
+        var slots = stackalloc ulong[args.Length];
+        var ptrs = stackalloc void*[args.Length];
+        for (int i = 0; i < args.Length; i++) { slots[i] = args[i].Bits; ptrs[i] = &slots[i]; }
+        LaunchRawProgrammatic(function, grid, block, sharedBytes, ptrs);
+    }
+
+    /// <summary>
     /// Records the kernels <paramref name="work"/> queues (no host copies or waits inside) into a CUDA graph and returns the
     /// instantiated executable graph; replaying it with <see cref="LaunchGraph"/> costs one launch instead of one per kernel.
     /// </summary>

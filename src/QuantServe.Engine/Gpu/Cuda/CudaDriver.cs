@@ -34,11 +34,14 @@ public sealed unsafe class CudaDriver
     internal delegate* unmanaged<void*, ulong, nuint, nint, int> cuMemcpyDtoHAsync;
     internal delegate* unmanaged<ulong, ulong, nuint, nint, int> cuMemcpyDtoDAsync;
     internal delegate* unmanaged<ulong, byte, nuint, nint, int> cuMemsetD8Async;
+    internal delegate* unmanaged<ulong, nuint, uint, nuint, nuint, nint, int> cuMemsetD2D32Async;
     internal delegate* unmanaged<nint*, void*, int> cuModuleLoadData;
     internal delegate* unmanaged<nint, int> cuModuleUnload;
     internal delegate* unmanaged<nint*, nint, byte*, int> cuModuleGetFunction;
     internal delegate* unmanaged<nint, int, int, int> cuFuncSetAttribute;
     internal delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int> cuLaunchKernel;
+    /// <summary>cuLaunchKernelEx (CUDA 12+), null when the driver lacks it.</summary>
+    internal delegate* unmanaged<void*, nint, void**, void**, int> cuLaunchKernelEx;
     internal delegate* unmanaged<nint*, uint, int> cuStreamCreate;
     internal delegate* unmanaged<nint, int> cuStreamDestroy;
     internal delegate* unmanaged<nint, int> cuStreamSynchronize;
@@ -84,11 +87,13 @@ public sealed unsafe class CudaDriver
         cuMemcpyDtoHAsync = (delegate* unmanaged<void*, ulong, nuint, nint, int>)Get("cuMemcpyDtoHAsync_v2");
         cuMemcpyDtoDAsync = (delegate* unmanaged<ulong, ulong, nuint, nint, int>)Get("cuMemcpyDtoDAsync_v2");
         cuMemsetD8Async = (delegate* unmanaged<ulong, byte, nuint, nint, int>)Get("cuMemsetD8Async");
+        cuMemsetD2D32Async = (delegate* unmanaged<ulong, nuint, uint, nuint, nuint, nint, int>)Get("cuMemsetD2D32Async");
         cuModuleLoadData = (delegate* unmanaged<nint*, void*, int>)Get("cuModuleLoadData");
         cuModuleUnload = (delegate* unmanaged<nint, int>)Get("cuModuleUnload");
         cuModuleGetFunction = (delegate* unmanaged<nint*, nint, byte*, int>)Get("cuModuleGetFunction");
         cuFuncSetAttribute = (delegate* unmanaged<nint, int, int, int>)Get("cuFuncSetAttribute");
         cuLaunchKernel = (delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int>)Get("cuLaunchKernel");
+        cuLaunchKernelEx = NativeLibrary.TryGetExport(lib, "cuLaunchKernelEx", out nint launchEx) ? (delegate* unmanaged<void*, nint, void**, void**, int>)launchEx : null;
         cuStreamCreate = (delegate* unmanaged<nint*, uint, int>)Get("cuStreamCreate");
         cuStreamDestroy = (delegate* unmanaged<nint, int>)Get("cuStreamDestroy_v2");
         cuStreamSynchronize = (delegate* unmanaged<nint, int>)Get("cuStreamSynchronize");

@@ -4,6 +4,15 @@
 // per call whatever the batch, so a decode step is bound by weight bandwidth. Activation rows are zero-padded to a
 // multiple of 256 elements, so units that run past the matrix width read zeros.
 
+// Programmatic dependent launch (Hopper and newer): every kernel first waits until the kernel before it on the stream has
+// finished and its writes are visible, then lets the next kernel be scheduled while it runs, so launch latency overlaps
+// the previous kernel's tail. Both are no-ops for a normal launch and are compiled out before sm_90.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define PDL_ENTER() do { asm volatile("griddepcontrol.wait;" ::: "memory"); asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); } while (0)
+#else
+#define PDL_ENTER() do { } while (0)
+#endif
+
 typedef unsigned char u8;
 typedef signed char i8;
 typedef unsigned short u16;
@@ -129,45 +138,41 @@ __device__ __forceinline__ void scale_min_k4(int j, const u8* q, int& d, int& mn
     else { d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
 }
 
-// Q4_K native blocks of 144 bytes (fp16 d, fp16 dmin, 12 scale bytes, 128 code bytes). Unit = 64 elements: super-block
-// u / 4, code bytes 32·(u % 4) .. +32, low nibbles = sub-block 2·(u % 4), high nibbles = the next sub-block.
+// Q4_K sub-block k (0..7) of a super-block header (x: fp16 d | fp16 dmin << 16; y, z, w: the 12 packed scale bytes
+// q[0..11]): scale = d · sc_k and offset = dmin · m_k, where for k < 4 sc = q[k] & 63, m = q[k + 4] & 63, else
+// sc = (q[k + 4] & 15) | (q[k − 4] >> 6) << 4 and m = (q[k + 4] >> 4) | (q[k] >> 6) << 4 — ggml's get_scale_min_k4, with
+// bytes taken by shifts so nothing goes through local memory.
+__device__ __forceinline__ void q4k_scale(const uint4& hd, int k, float& scale, float& offset)
+{
+    int sh = 8 * (k & 3);
+    u32 lo = (hd.y >> sh) & 255u, mid = (hd.z >> sh) & 255u, hi = (hd.w >> sh) & 255u;
+    u32 sc = k < 4 ? lo & 63u : (hi & 15u) | ((lo >> 6) << 4);
+    u32 mn = k < 4 ? mid & 63u : (hi >> 4) | ((mid >> 6) << 4);
+    scale = h2f((u16)(hd.x & 0xffffu)) * (float)sc;
+    offset = h2f((u16)(hd.x >> 16)) * (float)mn;
+}
+
+// Q4_K repacked at upload: codes [rows][nsb · 8] pieces of 16 bytes, piece u = sub-block u % 8 of super-block u / 8 (byte j:
+// element 32u + j low nibble, 32u + 16 + j high nibble), headers [rows][nsb] × 16 bytes (d, dmin, 12 scale bytes) at m.s.
+// Unit = one 32-element sub-block: w = d · sc · code − dmin · m.
 template <int NB> __device__ __forceinline__ void unit_q4_k(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
 {
-    int sb = u >> 2, c = u & 3;
-    const u8* blk = m.q + row * m.qStride + sb * 144;
-    u32 dd = *reinterpret_cast<const u32*>(blk);
-    u32 s3[3] = { *reinterpret_cast<const u32*>(blk + 4), *reinterpret_cast<const u32*>(blk + 8), *reinterpret_cast<const u32*>(blk + 12) };
-    const u8* sc = reinterpret_cast<const u8*>(s3);
-    uint4 q0 = ld16(blk + 16 + 32 * c), q1 = ld16(blk + 32 + 32 * c);
-    float d = h2f((u16)(dd & 0xffff)), dmin = h2f((u16)(dd >> 16));
-    int sa, ma, sbv, mb;
-    scale_min_k4(2 * c, sc, sa, ma);
-    scale_min_k4(2 * c + 1, sc, sbv, mb);
-    float d1 = d * sa, m1 = dmin * ma, d2 = d * sbv, m2 = dmin * mb;
-    float lo[32], hi[32];
+    uint4 a = ld16(m.q + row * m.qStride + u * 16);
+    uint4 hd = ld16(m.s + row * m.sStride + (u >> 3) * 16);
+    float scale, offset;
+    q4k_scale(hd, u & 7, scale, offset);
+    float w[32];
 #pragma unroll
-    for (int j = 0; j < 16; j++)
-    {
-        u32 v0 = byte_of(q0, j), v1 = byte_of(q1, j);
-        lo[j] = (float)(v0 & 15); hi[j] = (float)(v0 >> 4);
-        lo[16 + j] = (float)(v1 & 15); hi[16 + j] = (float)(v1 >> 4);
-    }
+    for (int j = 0; j < 16; j++) { u32 v = byte_of(a, j); w[j] = scale * (float)(v & 15) - offset; w[16 + j] = scale * (float)(v >> 4) - offset; }
 #pragma unroll
     for (int b = 0; b < NB; b++)
     {
         if (b >= nb) break;
-        const float* xb = x + b * xs + u * 64;
-        float sl = 0.f, sh = 0.f, xl = 0.f, xh = 0.f;
+        const float* xb = x + b * xs + u * 32;
+        float t = 0.f;
 #pragma unroll
-        for (int j = 0; j < 32; j += 4)
-        {
-            float4 a = ldx(xb + j), h = ldx(xb + 32 + j);
-            sl += lo[j] * a.x + lo[j + 1] * a.y + lo[j + 2] * a.z + lo[j + 3] * a.w;
-            sh += hi[j] * h.x + hi[j + 1] * h.y + hi[j + 2] * h.z + hi[j + 3] * h.w;
-            xl += a.x + a.y + a.z + a.w;
-            xh += h.x + h.y + h.z + h.w;
-        }
-        acc[b] += d1 * sl - m1 * xl + d2 * sh - m2 * xh;
+        for (int j = 0; j < 32; j += 4) { float4 v = ldx(xb + j); t += w[j] * v.x + w[j + 1] * v.y + w[j + 2] * v.z + w[j + 3] * v.w; }
+        acc[b] += t;
     }
 }
 
@@ -351,6 +356,7 @@ template <int NB> __device__ __forceinline__ void unit_nf4(const Mat& m, int row
 #define DEFINE_GEMV(NAME, UNIT)                                                                                       \
     template <int NB> __device__ void NAME##_body(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add) \
     {                                                                                                                 \
+        PDL_ENTER();                                                                                                  \
         int lane = threadIdx.x & 31;                                                                                  \
         int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);                                               \
         if (row >= rows) return;                                                                                      \
@@ -375,6 +381,7 @@ DEFINE_GEMV(gemv_int8, unit_int8)
 
 template <int NB> __device__ void gemv_nf4_body(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add, const float* lutg)
 {
+    PDL_ENTER();
     __shared__ float lut[16];
     if (threadIdx.x < 16) lut[threadIdx.x] = lutg[threadIdx.x];
     __syncthreads();

@@ -16,6 +16,7 @@ struct QAct
 // One block of 32 activations per thread: grid (ceil(blocks / 128), T), 128 threads.
 extern "C" __global__ void quantize_q8(const float* x, int xs, int cols, i8* q, int qs, float* d, float* s, int ds)
 {
+    PDL_ENTER();
     int blk = blockIdx.x * blockDim.x + threadIdx.x, t = blockIdx.y;
     int nblk = (cols + 31) / 32;
     if (blk >= (qs / 32)) return;
@@ -55,113 +56,223 @@ __device__ __forceinline__ int dp4a(int a, int b, int c)
     return r;
 }
 
+// Two independent dp4a chains of four, so consecutive instructions do not wait on each other.
 __device__ __forceinline__ int dot8(const uint4& w0, const uint4& w1, const uint4& x0, const uint4& x1, int acc)
 {
-    acc = dp4a((int)w0.x, (int)x0.x, acc); acc = dp4a((int)w0.y, (int)x0.y, acc);
-    acc = dp4a((int)w0.z, (int)x0.z, acc); acc = dp4a((int)w0.w, (int)x0.w, acc);
-    acc = dp4a((int)w1.x, (int)x1.x, acc); acc = dp4a((int)w1.y, (int)x1.y, acc);
-    acc = dp4a((int)w1.z, (int)x1.z, acc); acc = dp4a((int)w1.w, (int)x1.w, acc);
-    return acc;
+    int a = dp4a((int)w0.x, (int)x0.x, acc), b = dp4a((int)w1.x, (int)x1.x, 0);
+    a = dp4a((int)w0.y, (int)x0.y, a); b = dp4a((int)w1.y, (int)x1.y, b);
+    a = dp4a((int)w0.z, (int)x0.z, a); b = dp4a((int)w1.z, (int)x1.z, b);
+    a = dp4a((int)w0.w, (int)x0.w, a); b = dp4a((int)w1.w, (int)x1.w, b);
+    return a + b;
 }
 
 __device__ __forceinline__ uint4 lo_nib(const uint4& v) { return make_uint4(v.x & 0x0F0F0F0Fu, v.y & 0x0F0F0F0Fu, v.z & 0x0F0F0F0Fu, v.w & 0x0F0F0F0Fu); }
 __device__ __forceinline__ uint4 hi_nib(const uint4& v) { return make_uint4((v.x >> 4) & 0x0F0F0F0Fu, (v.y >> 4) & 0x0F0F0F0Fu, (v.z >> 4) & 0x0F0F0F0Fu, (v.w >> 4) & 0x0F0F0F0Fu); }
 __device__ __forceinline__ uint4 ldq(const i8* p) { return *reinterpret_cast<const uint4*>(p); }
 
-// Q8_0 (split layout): unit = block of 32.
-template <int NB> __device__ __forceinline__ void unitq_q8_0(const Mat& m, int row, int u, const QAct& a, int nb, float* acc)
+// Weights stream through once per product: 16-byte loads that skip L1 (L1::no_allocate) so the activations, which every
+// row re-reads, keep the L1, and ask L2 to fetch 256-byte runs (a warp reads its row in runs of 4 × 512 bytes).
+__device__ __forceinline__ uint4 ldw(const u8* p)
 {
-    const u8* p = m.q + row * m.qStride + u * 32;
-    uint4 w0 = ld16(p), w1 = ld16(p + 16);
-    float dw = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[u]);
-#pragma unroll
-    for (int b = 0; b < NB; b++)
+    uint4 r;
+    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+}
+
+__device__ __forceinline__ int dot4(const uint4& w, const uint4& x, int acc)
+{
+    acc = dp4a((int)w.x, (int)x.x, acc); acc = dp4a((int)w.y, (int)x.y, acc);
+    acc = dp4a((int)w.z, (int)x.z, acc); return dp4a((int)w.w, (int)x.w, acc);
+}
+
+// ---- "pieces": every integer-dot format is laid out at upload so that a row's codes are a run of 16-byte pieces, and
+// lane l of the row's warp reads pieces l, l + 32, l + 64, ... — each warp-wide load is 512 contiguous bytes. A piece is
+// one 32-element block for the 4-bit formats (byte j: element j in the low nibble, element j + 16 in the high nibble, so
+// it meets exactly one 32-element activation block) and half a block for Q8_0. Scales live in separate arrays. ----
+
+#define FMT_Q8_0 0
+#define FMT_Q4_0 1
+#define FMT_Q4_K 2
+#define FMT_INT4 3
+
+// A row's scale and offset for piece o (see the contribution below), loaded before the activations.
+template <int FMT> __device__ __forceinline__ void piece_scale(const Mat& m, int row, int o, int gshift, float& scale, float& offset)
+{
+    if constexpr (FMT == FMT_Q8_0)
     {
-        if (b >= nb) break;
-        const i8* xq = a.q + b * a.qs + u * 32;
-        int isum = dot8(w0, w1, ldq(xq), ldq(xq + 16), 0);
-        acc[b] += dw * a.d[b * a.ds + u] * (float)isum;
+        scale = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[o >> 1]);
+        offset = 0.f;
+    }
+    else if constexpr (FMT == FMT_Q4_0)
+    {
+        scale = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[o]);
+        offset = 8.f * scale;
+    }
+    else if constexpr (FMT == FMT_INT4)
+    {
+        int g = gshift >= 0 ? (o * 32) >> gshift : (o * 32) / m.group;
+        scale = reinterpret_cast<const float*>(m.s + row * m.sStride)[g];
+        offset = scale * (m.z ? (float)m.z[row * (m.sStride / 4) + g] : 8.f);
+    }
+    else
+    {
+        uint4 hd = __ldg(reinterpret_cast<const uint4*>(m.s + row * m.sStride + (o >> 3) * 16));
+        q4k_scale(hd, o & 7, scale, offset);
     }
 }
 
-// Q4_0 (split layout): unit = block of 32; codes are 0..15 with an implicit −8.
-template <int NB> __device__ __forceinline__ void unitq_q4_0(const Mat& m, int row, int u, const QAct& a, int nb, float* acc)
+// Adds piece o (codes w[r] of rows row[r], r < R) times each activation row b < nb into acc[r][b]; the activation block
+// is loaded once for all R rows.
+//   Q8_0: Σ ≈ d_w · d_x · Σ q_w q_x over the piece's 16 elements (block o / 2).
+//   Q4_0: d_w · (d_x · Σ u q_x − 8 · d_x Σ q_x), u the 4-bit codes.
+//   Q4_K: (d · sc_k) · d_x · Σ u q_x − (dmin · m_k) · d_x Σ q_x, sub-block k = o % 8 of super-block o / 8 (header: fp16 d,
+//         fp16 dmin, the 12 packed 6-bit scale/min bytes).
+//   int4: s_g · (d_x · Σ u q_x − z_g · d_x Σ q_x), group g = 32·o / group, z = 8 when symmetric.
+template <int FMT, int NB, int R> __device__ __forceinline__ void pieces(const Mat& m, const int* row, int o, const uint4* w, int gshift,
+    const QAct& a, int nb, float (*acc)[NB])
 {
-    uint4 v = ld16(m.q + row * m.qStride + u * 16);
-    uint4 lo = lo_nib(v), hi = hi_nib(v);
-    float dw = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[u]);
+    float scale[R], offset[R];
 #pragma unroll
-    for (int b = 0; b < NB; b++)
+    for (int r = 0; r < R; r++) piece_scale<FMT>(m, row[r], o, gshift, scale[r], offset[r]);
+    if constexpr (FMT == FMT_Q8_0)
     {
-        if (b >= nb) break;
-        const i8* xq = a.q + b * a.qs + u * 32;
-        int isum = dot8(lo, hi, ldq(xq), ldq(xq + 16), 0);
-        acc[b] += dw * (a.d[b * a.ds + u] * (float)isum - 8.f * a.s[b * a.ds + u]);
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+        {
+            if (b >= nb) break;
+            uint4 x = ldq(a.q + b * a.qs + o * 16);
+            float dx = a.d[b * a.ds + (o >> 1)];
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r][b] += scale[r] * dx * (float)dot4(w[r], x, 0);
+        }
+    }
+    else
+    {
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+        {
+            if (b >= nb) break;
+            const i8* xq = a.q + b * a.qs + o * 32;
+            uint4 x0 = ldq(xq), x1 = ldq(xq + 16);
+            float dx = a.d[b * a.ds + o], sx = a.s[b * a.ds + o];
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                acc[r][b] += scale[r] * dx * (float)dot8(lo_nib(w[r]), hi_nib(w[r]), x0, x1, 0) - offset[r] * sx;
+        }
     }
 }
 
-// Q4_K (native 144-byte blocks): unit = 64 elements = activation blocks 2u and 2u + 1.
-template <int NB> __device__ __forceinline__ void unitq_q4_k(const Mat& m, int row, int u, const QAct& a, int nb, float* acc)
+// Each warp computes R rows: rows R·w .. R·w + R − 1 (GLU: R = 2, rows w and w + rows of a [gate; up] matrix, written as
+// SiLU(gate) · up), so every activation block loaded serves R weight rows. Each lane issues U independent 16-byte
+// weight loads per row before using any (a warp keeps R · U · 512 bytes in flight); the last round is guarded, so a row
+// whose piece count is not a multiple of 32·U still has all its loads in flight together.
+template <int FMT, int NB, bool GLU, int R, int U> __device__ void gemvq_body(const Mat& m, int rows, const QAct& a, float* y, int ys, int nb, int add)
 {
-    int sb = u >> 2, c = u & 3;
-    const u8* blk = m.q + row * m.qStride + sb * 144;
-    u32 dd = *reinterpret_cast<const u32*>(blk);
-    u32 s3[3] = { *reinterpret_cast<const u32*>(blk + 4), *reinterpret_cast<const u32*>(blk + 8), *reinterpret_cast<const u32*>(blk + 12) };
-    const u8* sc = reinterpret_cast<const u8*>(s3);
-    uint4 q0 = ld16(blk + 16 + 32 * c), q1 = ld16(blk + 32 + 32 * c);
-    float d = h2f((u16)(dd & 0xffff)), dmin = h2f((u16)(dd >> 16));
-    int sa, ma, sbv, mb;
-    scale_min_k4(2 * c, sc, sa, ma);
-    scale_min_k4(2 * c + 1, sc, sbv, mb);
-    float d1 = d * sa, m1 = dmin * ma, d2 = d * sbv, m2 = dmin * mb;
-    uint4 l0 = lo_nib(q0), l1 = lo_nib(q1), h0 = hi_nib(q0), h1 = hi_nib(q1);
-#pragma unroll
-    for (int b = 0; b < NB; b++)
+    static_assert(!GLU || R == 2, "GLU pairs a gate row with its up row");
+    PDL_ENTER();
+    int lane = threadIdx.x & 31;
+    int w = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int row[R];
+    if constexpr (GLU) { if (w >= rows) return; row[0] = w; row[1] = w + rows; }
+    else
     {
-        if (b >= nb) break;
-        const i8* xq = a.q + b * a.qs + u * 64;
-        int ia = dot8(l0, l1, ldq(xq), ldq(xq + 16), 0);
-        int ib = dot8(h0, h1, ldq(xq + 32), ldq(xq + 48), 0);
-        int k = b * a.ds + 2 * u;
-        acc[b] += d1 * a.d[k] * (float)ia - m1 * a.s[k] + d2 * a.d[k + 1] * (float)ib - m2 * a.s[k + 1];
+        if (R * w >= rows) return;
+#pragma unroll
+        for (int r = 0; r < R; r++) row[r] = min(R * w + r, rows - 1);
+    }
+    int gshift = -1;
+    if constexpr (FMT == FMT_INT4) gshift = (m.group & (m.group - 1)) == 0 ? __ffs(m.group) - 1 : -1;
+    int n = FMT == FMT_Q8_0 ? 2 * m.units : m.units;
+    float acc[R][NB];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int b = 0; b < NB; b++) acc[r][b] = 0.f;
+    for (int o = lane; o < n; o += 32 * U)
+    {
+        uint4 wt[U][R];
+#pragma unroll
+        for (int i = 0; i < U; i++)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                wt[i][r] = o + 32 * i < n ? ldw(m.q + row[r] * m.qStride + (long long)(o + 32 * i) * 16) : make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+        for (int i = 0; i < U; i++)
+            if (o + 32 * i < n) pieces<FMT, NB, R>(m, row, o + 32 * i, wt[i], gshift, a, nb, acc);
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int b = 0; b < NB; b++) acc[r][b] = warp_sum(acc[r][b]);
+    if (lane == 0)
+    {
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+        {
+            if (b >= nb) break;
+            float* yb = y + (long long)b * ys;
+            if constexpr (GLU) yb[row[0]] = acc[0][b] / (1.f + expf(-acc[0][b])) * acc[1][b];
+            else
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    if (r == 0 || row[r] != row[r - 1]) yb[row[r]] = add ? yb[row[r]] + acc[r][b] : acc[r][b];
+        }
     }
 }
 
-// IntGroup 4-bit (split layout): unit = 32 codes u in 0..15, x ≈ s · (u − z).
-template <int NB> __device__ __forceinline__ void unitq_int4(const Mat& m, int row, int u, const QAct& a, int nb, float* acc)
+// Batch 1, measured on an H100 (gpu bench --gemv, 8192² and 4096×14336): occupancy decides, so the kernels are held to
+// 64 registers (8 resident blocks of 4 warps per SM) with one row per warp and 4 loads in flight per lane; two rows per
+// warp (sharing activation loads) or 8 loads per lane need more registers and measured 5-15% slower. The GLU kernel
+// pairs its two rows by construction and keeps 2 loads per row. Batch tiles (4, 16) keep 4 loads and two rows.
+#define GEMVQ_ENTRY(NAME, FMT, NB, R, U, MINB)                                                                         \
+    extern "C" __global__ void __launch_bounds__(128, MINB) NAME##_##NB(Mat m, int rows, QAct a, float* y, int ys, int nb, int add) \
+    { gemvq_body<FMT, NB, false, R, U>(m, rows, a, y, ys, nb, add); }                                                 \
+    extern "C" __global__ void __launch_bounds__(128, MINB) NAME##_glu_##NB(Mat m, int rows, QAct a, float* y, int ys, int nb, int add) \
+    { gemvq_body<FMT, NB, true, 2, NB == 1 ? 2 : U>(m, rows, a, y, ys, nb, add); }
+#define DEFINE_GEMVQ(NAME, FMT) GEMVQ_ENTRY(NAME, FMT, 1, 1, 4, 8) GEMVQ_ENTRY(NAME, FMT, 4, 2, 4, 1)            \
+    GEMVQ_ENTRY(NAME, FMT, 16, 2, 4, 1)
+
+DEFINE_GEMVQ(gemvq_q8_0, FMT_Q8_0)
+DEFINE_GEMVQ(gemvq_q4_0, FMT_Q4_0)
+DEFINE_GEMVQ(gemvq_q4_k, FMT_Q4_K)
+DEFINE_GEMVQ(gemvq_int4, FMT_INT4)
+
+// RMSNorm fused with the int8 quantization above: y[t] = w ⊙ x[r] / sqrt(mean(x[r]²) + eps) for r = rows[t] (null: t),
+// written as F32 (columns < dim) and, per block of 32 of the padded width qs, as codes q = round_half_even(y / d) with
+// d = amax / 127 and d · Σq — the same values rmsnorm followed by quantize_q8 produce. Grid (T), 256 threads.
+extern "C" __global__ void rmsnorm_q8(const float* x, int xs, const int* rows, const float* w, float* y, int ys, int dim, float eps,
+    i8* q, int qs, float* d, float* s, int ds)
 {
-    uint4 v = ld16(m.q + row * m.qStride + u * 16);
-    uint4 lo = lo_nib(v), hi = hi_nib(v);
-    int g = (u * 32) / m.group;
-    float s = reinterpret_cast<const float*>(m.s + row * m.sStride)[g];
-    float z = m.z ? (float)m.z[row * (m.sStride / 4) + g] : 8.f;
-#pragma unroll
-    for (int b = 0; b < NB; b++)
+    PDL_ENTER();
+    __shared__ float part[8];
+    int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    const float* xr = x + (long long)(rows ? rows[t] : t) * xs;
+    float ss = 0.f;
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) ss += xr[c] * xr[c];
+    ss = warp_sum(ss);
+    if (lane == 0) part[warp] = ss;
+    __syncthreads();
+    float total = 0.f;
+    for (int i = 0; i < warps; i++) total += part[i];
+    float scale = 1.f / sqrtf(total / dim + eps);
+    for (int blk = warp; blk < qs / 32; blk += warps)
     {
-        if (b >= nb) break;
-        const i8* xq = a.q + b * a.qs + u * 32;
-        int isum = dot8(lo, hi, ldq(xq), ldq(xq + 16), 0);
-        acc[b] += s * (a.d[b * a.ds + u] * (float)isum - z * a.s[b * a.ds + u]);
+        int c = blk * 32 + lane;
+        float v = c < dim ? xr[c] * w[c] * scale : 0.f;
+        if (c < dim) y[(long long)t * ys + c] = v;
+        float amax = fabsf(v);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        float inv = amax > 0.f ? 127.f / amax : 0.f;
+        int code = __float2int_rn(v * inv);
+        q[(long long)t * qs + c] = (i8)code;
+        int sum = code;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (lane == 0)
+        {
+            d[(long long)t * ds + blk] = amax / 127.f;
+            s[(long long)t * ds + blk] = amax / 127.f * (float)sum;
+        }
     }
 }
-
-// Row units are processed two at a time with all loads issued before the arithmetic, so each lane keeps more bytes in flight.
-#define DEFINE_GEMVQ(NAME, UNIT)                                                                                      \
-    template <int NB> __device__ void NAME##_body(Mat m, int rows, QAct a, float* y, int ys, int nb, int add)        \
-    {                                                                                                                 \
-        int lane = threadIdx.x & 31;                                                                                  \
-        int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);                                               \
-        if (row >= rows) return;                                                                                      \
-        float acc[NB];                                                                                                \
-        _Pragma("unroll") for (int b = 0; b < NB; b++) acc[b] = 0.f;                                                  \
-        _Pragma("unroll 4") for (int u = lane; u < m.units; u += 32) UNIT<NB>(m, row, u, a, nb, acc);                 \
-        GEMV_FINISH()                                                                                                 \
-    }                                                                                                                 \
-    extern "C" __global__ void NAME##_1(Mat m, int rows, QAct a, float* y, int ys, int nb, int add) { NAME##_body<1>(m, rows, a, y, ys, nb, add); } \
-    extern "C" __global__ void NAME##_4(Mat m, int rows, QAct a, float* y, int ys, int nb, int add) { NAME##_body<4>(m, rows, a, y, ys, nb, add); } \
-    extern "C" __global__ void NAME##_16(Mat m, int rows, QAct a, float* y, int ys, int nb, int add) { NAME##_body<16>(m, rows, a, y, ys, nb, add); }
-
-DEFINE_GEMVQ(gemvq_q8_0, unitq_q8_0)
-DEFINE_GEMVQ(gemvq_q4_0, unitq_q4_0)
-DEFINE_GEMVQ(gemvq_q4_k, unitq_q4_k)
-DEFINE_GEMVQ(gemvq_int4, unitq_int4)
