@@ -37,23 +37,34 @@ internal static unsafe class KQuantGemm
     /// <summary>Whether <paramref name="format"/> has a kernel here.</summary>
     public static bool Handles(KQuantFormat format) => format is Q4KFormat or Q6KFormat;
 
+    /// <summary>Bytes of one regrouped 16-token tile of Q8_K activations for rows of <paramref name="nb"/> super-blocks.</summary>
+    public static long TileBytes(int nb) => (long)nb * BlockTileBytes;
+
+    /// <summary>Regroups 16 prepared Q8_K vectors (<paramref name="stride"/> bytes apart) into one tile (same for Q4_K and Q6_K).</summary>
+    public static void Tile(byte* act, int stride, int nb, byte* tile) => Regroup(act, stride, nb, tile);
+
     /// <summary>
     /// <c>y[b·yStride + r]</c> for the <paramref name="rowCount"/> rows at <paramref name="rows"/> (<paramref name="rowBytes"/>
-    /// apart; y already offset to the first) and the first <paramref name="tiles"/>·16 prepared Q8_K vectors.
+    /// apart; y already offset to the first) and the first <paramref name="tiles"/>·16 prepared Q8_K vectors, or their
+    /// regrouped form <paramref name="tiled"/> (from <see cref="Tile"/>) where not null.
     /// </summary>
-    public static void Run(KQuantFormat format, byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int tiles, float* y, int yStride)
+    public static void Run(KQuantFormat format, byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int tiles, byte* tiled, float* y, int yStride)
     {
-        if (format is Q4KFormat) Run<GemmQ4K>(rows, rowBytes, rowCount, nb, act, stride, tiles, y, yStride);
-        else if (format is Q6KFormat) Run<GemmQ6K>(rows, rowBytes, rowCount, nb, act, stride, tiles, y, yStride);
+        if (format is Q4KFormat) Run<GemmQ4K>(rows, rowBytes, rowCount, nb, act, stride, tiles, tiled, y, yStride);
+        else if (format is Q6KFormat) Run<GemmQ6K>(rows, rowBytes, rowCount, nb, act, stride, tiles, tiled, y, yStride);
         else throw new ArgumentException($"{format.Name} has no matrix-matrix kernel", nameof(format));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run<TW>(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int tiles, float* y, int yStride)
+    private static void Run<TW>(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int tiles, byte* tiled, float* y, int yStride)
         where TW : struct, IKQuantGemmWeights
     {
-        byte* tile = Scratch(ref _activationScratch, (long)tiles * nb * BlockTileBytes);
-        for (int k = 0; k < tiles; k++) Regroup(act + (long)k * Lanes * stride, stride, nb, tile + (long)k * nb * BlockTileBytes);
+        byte* tile = tiled;
+        if (tile == null)
+        {
+            tile = Scratch(ref _activationScratch, (long)tiles * nb * BlockTileBytes);
+            for (int k = 0; k < tiles; k++) Regroup(act + (long)k * Lanes * stride, stride, nb, tile + (long)k * nb * BlockTileBytes);
+        }
 
         int panel = (int)Math.Clamp(PanelBytes / ((long)nb * DecodedBlockBytes), 4, 64) & ~3;
         long decodedRow = (long)nb * DecodedBlockBytes;

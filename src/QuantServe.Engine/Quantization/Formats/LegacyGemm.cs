@@ -34,23 +34,37 @@ internal static unsafe class LegacyGemm
     /// <summary>Whether this CPU runs the kernel.</summary>
     public static bool IsSupported => Avx512BW.IsSupported && Avx512F.IsSupported;
 
+    /// <summary>Bytes of one regrouped 16-token tile of activations for rows of <paramref name="nb"/> blocks.</summary>
+    public static long TileBytes(int nb) => (long)nb * BlockTileBytes;
+
     /// <summary>
     /// <c>y[b·yStride + r]</c> for rows [<paramref name="rowStart"/>, <paramref name="rowEnd"/>) and the first
-    /// <paramref name="tiles"/>·16 activation vectors (prepared Q8_0, <paramref name="stride"/> bytes apart).
+    /// <paramref name="tiles"/>·16 activation vectors (prepared Q8_0, <paramref name="stride"/> bytes apart), or their
+    /// regrouped form <paramref name="tiled"/> (from <see cref="TileQ4_0"/>) where not null.
     /// </summary>
-    public static void Q4_0(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, float* y, int yStride)
-        => Run<GemmQ4_0>(w, rowStart, rowEnd, nb, act, stride, tiles, y, yStride);
+    public static void Q4_0(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, byte* tiled, float* y, int yStride)
+        => Run<GemmQ4_0>(w, rowStart, rowEnd, nb, act, stride, tiles, tiled, y, yStride);
 
-    /// <summary>As <see cref="Q4_0"/> for Q8_0 weights.</summary>
-    public static void Q8_0(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, float* y, int yStride)
-        => Run<GemmQ8_0>(w, rowStart, rowEnd, nb, act, stride, tiles, y, yStride);
+    /// <summary>As <see cref="Q4_0"/> for Q8_0 weights (tiles from <see cref="TileQ8_0"/>).</summary>
+    public static void Q8_0(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, byte* tiled, float* y, int yStride)
+        => Run<GemmQ8_0>(w, rowStart, rowEnd, nb, act, stride, tiles, tiled, y, yStride);
+
+    /// <summary>Regroups 16 prepared Q8_0 vectors into one tile for Q4_0 weights.</summary>
+    public static void TileQ4_0(byte* act, int stride, int nb, byte* tile) => RegroupQ8_0(act, stride, nb, tile, GemmQ4_0.BiasShift);
+
+    /// <summary>Regroups 16 prepared Q8_0 vectors into one tile for Q8_0 weights.</summary>
+    public static void TileQ8_0(byte* act, int stride, int nb, byte* tile) => RegroupQ8_0(act, stride, nb, tile, GemmQ8_0.BiasShift);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run<TW>(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, float* y, int yStride)
+    private static void Run<TW>(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, byte* tiled, float* y, int yStride)
         where TW : struct, IGemmWeights
     {
-        byte* tile = Scratch(ref _activationScratch, (long)tiles * nb * BlockTileBytes);
-        for (int k = 0; k < tiles; k++) RegroupQ8_0(act + (long)k * Lanes * stride, stride, nb, tile + (long)k * nb * BlockTileBytes, TW.BiasShift);
+        byte* tile = tiled;
+        if (tile == null)
+        {
+            tile = Scratch(ref _activationScratch, (long)tiles * nb * BlockTileBytes);
+            for (int k = 0; k < tiles; k++) RegroupQ8_0(act + (long)k * Lanes * stride, stride, nb, tile + (long)k * nb * BlockTileBytes, TW.BiasShift);
+        }
 
         int decodedBlock = 32 * TW.Planes;
         int panel = (int)Math.Clamp(PanelBytes / ((long)nb * (decodedBlock + 4)), 4, 64) & ~3;
