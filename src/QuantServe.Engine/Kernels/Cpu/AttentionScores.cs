@@ -241,7 +241,32 @@ public static unsafe class AttentionScores
     public static void WeightedSum4Queries(float* w0, float* w1, float* w2, float* w3, float* values, int stride, int count, int d,
         float* o0, float* o1, float* o2, float* o3)
     {
-        for (int c = 0; c < d; c += 16)
+        int c = 0;
+        // Two column vectors per pass where the head allows: eight accumulators keep both FMA pipes busy through the latency.
+        for (; c + 32 <= d; c += 32)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            float* v = values + c;
+            for (int j = 0; j < count; j++, v += stride)
+            {
+                var V0 = Vector512.Load(v);
+                var V1 = Vector512.Load(v + 16);
+                var w = Vector512.Create(w0[j]);
+                a0 = Vector512.FusedMultiplyAdd(w, V0, a0); b0 = Vector512.FusedMultiplyAdd(w, V1, b0);
+                w = Vector512.Create(w1[j]);
+                a1 = Vector512.FusedMultiplyAdd(w, V0, a1); b1 = Vector512.FusedMultiplyAdd(w, V1, b1);
+                w = Vector512.Create(w2[j]);
+                a2 = Vector512.FusedMultiplyAdd(w, V0, a2); b2 = Vector512.FusedMultiplyAdd(w, V1, b2);
+                w = Vector512.Create(w3[j]);
+                a3 = Vector512.FusedMultiplyAdd(w, V0, a3); b3 = Vector512.FusedMultiplyAdd(w, V1, b3);
+            }
+            a0.Store(o0 + c); b0.Store(o0 + c + 16);
+            a1.Store(o1 + c); b1.Store(o1 + c + 16);
+            a2.Store(o2 + c); b2.Store(o2 + c + 16);
+            a3.Store(o3 + c); b3.Store(o3 + c + 16);
+        }
+        for (; c < d; c += 16)
         {
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             float* v = values + c;
