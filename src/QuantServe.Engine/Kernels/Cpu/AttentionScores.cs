@@ -289,6 +289,7 @@ public static unsafe class AttentionScores
     /// Keys of one head transposed for <see cref="ScaledDots4QueriesTransposed"/>: <c>kt[c·ldk + j] = keys[j·stride + c]</c>
     /// for c in [0, d), j in [<paramref name="first"/>, <paramref name="end"/>).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void TransposeKeys(float* keys, int stride, int first, int end, int d, float* kt, int ldk)
     {
         for (int j = first; j < end; j++)

@@ -94,6 +94,9 @@ internal static unsafe class KQuantGemm
     }
 
     /// <summary>Regroups 16 prepared Q8_K vectors into the tile layout (see <see cref="BlockTileBytes"/>).</summary>
+    // Full optimisation from the first call, as for the kernels: tier-0 code of these loops is many times slower, and the
+    // kernels' first calls (a server's first prompts, a benchmark's warm-up) would otherwise run it.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Regroup(byte* act, int stride, int nb, byte* tile)
     {
         for (int t = 0; t < Lanes; t++)
@@ -113,7 +116,8 @@ internal static unsafe class KQuantGemm
     }
 
     /// <summary>One or four decoded rows (<paramref name="rowStride"/> bytes apart) against one tile.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Optimised on its own too: the JIT may decline to inline a body this large, and a tier-0 copy would run until tiering.
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Rows<TW, TR>(byte* q, long rowStride, int nb, byte* tile, float* y, int yStride)
         where TW : struct, IKQuantGemmWeights where TR : struct, ILegacyTile
     {
@@ -186,7 +190,7 @@ internal static unsafe class KQuantGemm
         return acc + Avx512F.ConvertToVector512Single(sumi) * (da * Vector512.Create(d[0]));
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Store(Vector512<float> acc, float* y, int yStride)
     {
         for (int t = 0; t < Lanes; t++) y[(long)t * yStride] = acc.GetElement(t);
@@ -218,6 +222,7 @@ internal unsafe struct GemmQ4K : IKQuantGemmWeights
     public static int GroupsPerScale => 8;
     public static bool HasMin => true;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Decode(byte* block, byte* decoded)
     {
         var x = (BlockQ4K*)block;
@@ -244,6 +249,7 @@ internal unsafe struct GemmQ6K : IKQuantGemmWeights
     public static int GroupsPerScale => 4;
     public static bool HasMin => false;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Decode(byte* block, byte* decoded)
     {
         var x = (BlockQ6K*)block;

@@ -95,6 +95,7 @@ internal static unsafe class LegacyGemm
     }
 
     /// <summary>Regroups 16 prepared Q8_0 vectors into the tile layout (see <see cref="BlockTileBytes"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RegroupQ8_0(byte* act, int stride, int nb, byte* tile, int biasShift)
     {
         int scalesOffset = Q8Activations.ScalesOffset(nb, false);
@@ -121,7 +122,8 @@ internal static unsafe class LegacyGemm
     }
 
     /// <summary>One or four decoded rows against one tile; results to <c>y[t·yStride + j]</c> for row j of the group.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Optimised on its own too: the JIT may decline to inline a body this large, and a tier-0 copy would run until tiering.
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Rows<TW, TR>(byte* q, float* dw, int nb, byte* tile, float* y, int yStride) where TW : struct, IGemmWeights where TR : struct, ILegacyTile
     {
         Vector512<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
@@ -191,7 +193,7 @@ internal static unsafe class LegacyGemm
         return s;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Store(Vector512<float> acc, float* y, int yStride)
     {
         for (int t = 0; t < Lanes; t++) y[(long)t * yStride] = acc.GetElement(t);
@@ -213,6 +215,7 @@ internal unsafe struct GemmQ4_0 : IGemmWeights
     public static int Planes => 1;
     public static int BiasShift => 3;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DecodeRow(byte* row, int nb, byte* planes, float* scales)
     {
         float* table = GgmlFp16.TablePointer;
@@ -234,6 +237,7 @@ internal unsafe struct GemmQ8_0 : IGemmWeights
     public static int Planes => 2;
     public static int BiasShift => 7;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DecodeRow(byte* row, int nb, byte* planes, float* scales)
     {
         float* table = GgmlFp16.TablePointer;
