@@ -27,7 +27,9 @@ public sealed record BenchmarkResult(int Threads, int PromptTokens, double Promp
 /// llama-bench-style measurements: <c>pp N</c> processes N tokens in one forward pass (batches of the model's maximum
 /// size) on an empty cache; <c>tg M</c> decodes M tokens one at a time from an empty cache (the forward pass only — no
 /// sampling). Token ids are a fixed pseudo-random sequence, so runs are comparable. Each figure is the best of
-/// <c>repetitions</c> runs after one warm-up.
+/// <c>repetitions</c> runs after a warm-up of at least one run of each that lasts until the JIT has had half a second to
+/// move the hot methods to optimised code (a serving process runs that code; tier-0 code of the small helpers can cost
+/// a first prompt 2×).
 /// </summary>
 public static class Benchmark
 {
@@ -63,8 +65,12 @@ public static class Benchmark
             return Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
 
-        Prompt();
-        Generate();
+        long warm = Stopwatch.GetTimestamp();
+        do
+        {
+            Prompt();
+            Generate();
+        } while (Stopwatch.GetElapsedTime(warm).TotalSeconds < 0.5);
         double pp = double.MaxValue, tg = double.MaxValue;
         for (int r = 0; r < repetitions; r++)
         {

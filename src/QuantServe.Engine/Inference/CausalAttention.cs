@@ -14,12 +14,20 @@ internal sealed unsafe class CausalAttention : IParallelWork
     private const int Block = 4;
 
     private readonly int _heads, _kvHeads, _headDim, _qDim, _kvDim, _maxPositions;
+    private readonly int _rowStride; // score row stride: positions rounded up to the 16 keys of the transposed kernel
     private readonly float _scale;
     private readonly bool _multi;
     private readonly float[][] _scores;  // one per worker: [Block + 1 rows × max positions] (the last row is a discard row)
     private readonly float[][] _discard; // one per worker: an output row for the unused query slots of a short block
     private readonly int[] _blockStart, _blockLength;
     private int _blocks;
+
+    // Prompt pieces of one sequence: that layer's keys, transposed per key/value head ([head][c][position], ldk apart),
+    // grown on the first prompt that needs it; decoding never uses it.
+    private float[]? _keysT;
+    private int _ldk;
+    private bool _transposed;
+    private readonly TransposeWork _transpose;
 
     // Operands of the current call (set by Run, cleared after).
     private float[]? _q, _out;
@@ -36,12 +44,14 @@ internal sealed unsafe class CausalAttention : IParallelWork
         _kvDim = kvHeads * headDim;
         _maxPositions = maxPositions;
         _scale = 1f / MathF.Sqrt(headDim);
+        _rowStride = (maxPositions + 15) & ~15;
+        _transpose = new TransposeWork(this);
         _multi = AttentionScores.MultiQuerySupported(headDim);
         _scores = new float[threads][];
         _discard = new float[threads][];
         for (int i = 0; i < threads; i++)
         {
-            _scores[i] = GC.AllocateArray<float>((Block + 1) * maxPositions, pinned: true);
+            _scores[i] = GC.AllocateArray<float>((Block + 1) * _rowStride, pinned: true);
             _discard[i] = GC.AllocateArray<float>(headDim, pinned: true);
         }
         _blockStart = new int[maxTokens];
@@ -67,8 +77,24 @@ internal sealed unsafe class CausalAttention : IParallelWork
             t += n;
         }
         _layer = layer; _q = q; _out = output; _positions = positions; _segments = segments; _caches = caches;
-        try { pool.For(this, _blocks * _heads); }
-        finally { _q = _out = null; _positions = _segments = null; _caches = null; }
+        try
+        {
+            // One sequence's prompt: its keys are read by every query block of a head, so transpose them once per layer.
+            _transposed = false;
+            if (_multi && tokens >= 4 * Block && segments[0] == segments[tokens - 1])
+            {
+                int count = 0;
+                for (int t = 0; t < tokens; t++) count = Math.Max(count, positions[t] + 1);
+                _ldk = (count + 15) & ~15;
+                long need = (long)_kvDim * _ldk;
+                if (_keysT == null || _keysT.Length < need) _keysT = GC.AllocateArray<float>(checked((int)need), pinned: true);
+                _transpose.Set(caches[segments[0]].KeyArray(layer), count);
+                pool.For(_transpose, _transpose.Items);
+                _transposed = true;
+            }
+            pool.For(this, _blocks * _heads);
+        }
+        finally { _q = _out = null; _positions = _segments = null; _caches = null; _transpose.Clear(); }
     }
 
     public void Execute(int item, int worker)
@@ -99,17 +125,21 @@ internal sealed unsafe class CausalAttention : IParallelWork
         fixed (float* pv = values)
         fixed (float* ps = _scores[worker])
         fixed (float* pd = _discard[worker])
+        fixed (float* pt = _keysT)
         {
             // Slots past the block's length repeat its first query and write to the discard rows.
             float* q0 = pq + (long)t0 * _qDim + h * _headDim;
             float* q1 = n > 1 ? q0 + _qDim : q0, q2 = n > 2 ? q0 + 2L * _qDim : q0, q3 = n > 3 ? q0 + 3L * _qDim : q0;
-            float* discard = ps + (long)Block * _maxPositions;
-            float* s0 = ps, s1 = n > 1 ? ps + _maxPositions : discard, s2 = n > 2 ? ps + 2L * _maxPositions : discard, s3 = n > 3 ? ps + 3L * _maxPositions : discard;
-            AttentionScores.ScaledDots4Queries(q0, q1, q2, q3, pk + offset, _kvDim, count, _headDim, _scale, s0, s1, s2, s3);
+            float* discard = ps + (long)Block * _rowStride;
+            float* s0 = ps, s1 = n > 1 ? ps + _rowStride : discard, s2 = n > 2 ? ps + 2L * _rowStride : discard, s3 = n > 3 ? ps + 3L * _rowStride : discard;
+            if (_transposed)
+                AttentionScores.ScaledDots4QueriesTransposed(q0, q1, q2, q3, pt + (long)kvh * _headDim * _ldk, _ldk, count, _headDim, _scale, s0, s1, s2, s3);
+            else
+                AttentionScores.ScaledDots4Queries(q0, q1, q2, q3, pk + offset, _kvDim, count, _headDim, _scale, s0, s1, s2, s3);
             for (int k = 0; k < n; k++)
             {
                 // Causal: query k sees positions 0..pos_k; later ones (the block's own later tokens) get weight 0.
-                var row = new Span<float>(ps + (long)k * _maxPositions, count);
+                var row = new Span<float>(ps + (long)k * _rowStride, count);
                 int seen = _positions![t0 + k] + 1;
                 Softmax.InPlace(row[..seen]);
                 row[seen..].Clear();
@@ -117,6 +147,35 @@ internal sealed unsafe class CausalAttention : IParallelWork
             float* o0 = po + (long)t0 * _qDim + h * _headDim;
             float* o1 = n > 1 ? o0 + _qDim : pd, o2 = n > 2 ? o0 + 2L * _qDim : pd, o3 = n > 3 ? o0 + 3L * _qDim : pd;
             AttentionScores.WeightedSum4Queries(s0, s1, s2, s3, pv + offset, _kvDim, count, _headDim, o0, o1, o2, o3);
+        }
+    }
+
+    /// <summary>Transposes the keys of one layer: item i covers 64 positions of one key/value head.</summary>
+    private sealed class TransposeWork(CausalAttention owner) : IParallelWork
+    {
+        private const int Positions = 64;
+        private float[]? _keys;
+        private int _count;
+
+        public int Items => owner._kvHeads * ((_count + Positions - 1) / Positions);
+
+        public void Set(float[] keys, int count) { _keys = keys; _count = count; }
+
+        public void Clear() => _keys = null;
+
+        public void Execute(int item, int worker)
+        {
+            int chunks = (_count + Positions - 1) / Positions;
+            int head = item / chunks, first = item % chunks * Positions;
+            int d = owner._headDim, ldk = owner._ldk;
+            fixed (float* pk = _keys)
+            fixed (float* pt = owner._keysT)
+            {
+                float* kt = pt + (long)head * d * ldk;
+                AttentionScores.TransposeKeys(pk + head * d, owner._kvDim, first, Math.Min(_count, first + Positions), d, kt, ldk);
+                if (first + Positions >= _count) // zero the padding up to ldk so the extra scores stay finite
+                    for (int c = 0; c < d; c++) new Span<float>(kt + (long)c * ldk + _count, ldk - _count).Clear();
+            }
         }
     }
 }

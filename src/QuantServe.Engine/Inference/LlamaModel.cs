@@ -33,6 +33,7 @@ public sealed class LlamaModel
     private readonly int[] _tokens, _positions, _segments;
     private readonly KvCache[] _segCache;
     private readonly int[] _segLast;   // row of the segment's last token in the piece
+    private readonly TokenSteps _steps;
     private int _busy;
 
     /// <summary>Prepares <paramref name="model"/> for inference with batches of up to <paramref name="maxBatchTokens"/> tokens per piece.</summary>
@@ -53,6 +54,7 @@ public sealed class LlamaModel
         _hb = Buffer(T * _c.HiddenDim); _hb2 = Buffer(T * _c.HiddenDim);
         _tokens = new int[T]; _positions = new int[T]; _segments = new int[T];
         _segCache = new KvCache[T]; _segLast = new int[T];
+        _steps = new TokenSteps(this);
     }
 
     private static float[] Buffer(long n) => GC.AllocateArray<float>(checked((int)n), pinned: true);
@@ -148,16 +150,13 @@ public sealed class LlamaModel
         int dim = _c.Dim;
         var x = _x.AsSpan(0, T * dim);
 
-        // Token embeddings.
-        for (int t = 0; t < T; t++) _w.TokenEmbedding.DequantizeRow(_tokens[t], x.Slice(t * dim, dim));
-
+        Steps(Step.Embed, 0, T);
         for (int l = 0; l < _c.Layers; l++) RunLayer(l, T);
 
         // Final norm and the output head, for every token or for the last token of each finished chunk.
         if (all)
         {
-            for (int t = 0; t < T; t++)
-                RmsNorm.Apply(x.Slice(t * dim, dim), _w.FinalNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
+            Steps(Step.FinalNorm, 0, T);
             _matmul.Multiply(_w.Output, _xb.AsSpan(0, T * dim), T, dim, logits, VocabSize);
         }
         else if (finals > 0)
@@ -214,48 +213,111 @@ public sealed class LlamaModel
     private void RunLayer(int l, int T)
     {
         int dim = _c.Dim, qDim = _c.QDim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
-        var x = _x.AsSpan(0, T * dim);
         var observer = Observer;
         var layer = _w.Layers[l];
 
         // Attention: RMSNorm, then q, k, v for every token of the piece in one dispatch.
-        for (int t = 0; t < T; t++)
-            RmsNorm.Apply(x.Slice(t * dim, dim), layer.AttnNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
+        Steps(Step.AttentionNorm, l, T);
         observer?.Observe(l, LinearInput.AttentionQkv, _xb.AsSpan(0, T * dim), T, dim);
         _matmul.Multiply(_xb, T, dim, layer.Wq, _q, qDim, layer.Wk, _k, kvDim, layer.Wv, _v, kvDim);
 
         // Biases (Qwen2), RoPE on q and k, then k and v into each sequence's cache at the token's position.
-        for (int t = 0; t < T; t++)
-        {
-            var q = _q.AsSpan(t * qDim, qDim);
-            var k = _k.AsSpan(t * kvDim, kvDim);
-            var v = _v.AsSpan(t * kvDim, kvDim);
-            if (layer.Bq != null) ResidualAdd.Apply(q, layer.Bq);
-            if (layer.Bk != null) ResidualAdd.Apply(k, layer.Bk);
-            if (layer.Bv != null) ResidualAdd.Apply(v, layer.Bv);
-            int pos = _positions[t];
-            _rope.Apply(q, pos);
-            _rope.Apply(k, pos);
-            var cache = _segCache[_segments[t]];
-            k.CopyTo(cache.Keys(l).Slice(pos * kvDim, kvDim));
-            v.CopyTo(cache.Values(l).Slice(pos * kvDim, kvDim));
-        }
+        Steps(Step.RopeAndCache, l, T);
 
-        // Causal grouped-query attention over each sequence's cache, then the output projection and residual.
+        // Causal grouped-query attention over each sequence's cache, then the output projection.
         _attention.Run(Pool, l, T, _q, _att, _positions, _segments, _segCache);
         observer?.Observe(l, LinearInput.AttentionOutput, _att.AsSpan(0, T * qDim), T, qDim);
         _matmul.Multiply(layer.Wo, _att.AsSpan(0, T * qDim), T, qDim, _xb2, dim);
-        ResidualAdd.Apply(x, _xb2.AsSpan(0, T * dim));
 
-        // Feed-forward: RMSNorm, gate and up in one dispatch, SiLU(gate)·up, down projection, residual.
-        for (int t = 0; t < T; t++)
-            RmsNorm.Apply(x.Slice(t * dim, dim), layer.FfnNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
+        // Feed-forward: residual and RMSNorm, gate and up in one dispatch, SiLU(gate)·up, down projection, residual.
+        Steps(Step.ResidualAndFfnNorm, l, T);
         observer?.Observe(l, LinearInput.FfnGateUp, _xb.AsSpan(0, T * dim), T, dim);
         _matmul.Multiply(_xb, T, dim, layer.Gate, _hb, hidden, layer.Up, _hb2, hidden);
-        SwiGlu.Apply(_hb.AsSpan(0, T * hidden), _hb2.AsSpan(0, T * hidden));
+        Steps(Step.SwiGlu, l, T);
         observer?.Observe(l, LinearInput.FfnDown, _hb.AsSpan(0, T * hidden), T, hidden);
         _matmul.Multiply(layer.Down, _hb.AsSpan(0, T * hidden), T, hidden, _xb2, dim);
-        ResidualAdd.Apply(x, _xb2.AsSpan(0, T * dim));
+        Steps(Step.Residual, l, T);
+    }
+
+    /// <summary>The per-token steps between the matrix products; each token's work is independent of the others'.</summary>
+    private enum Step { Embed, AttentionNorm, RopeAndCache, ResidualAndFfnNorm, SwiGlu, Residual, FinalNorm }
+
+    /// <summary>Runs <paramref name="step"/> for tokens 0..T−1: spread over the pool in groups of
+    /// <see cref="TokenSteps.GroupTokens"/> for prompt pieces (these steps are ~10% of a prompt's single-thread time and
+    /// would otherwise leave the other threads idle), inline for decode batches, where a dispatch costs more than the work.</summary>
+    private void Steps(Step step, int layer, int T)
+    {
+        if (T < 2 * TokenSteps.GroupTokens || Pool.Threads == 1)
+        {
+            Run(step, layer, 0, T);
+            return;
+        }
+        _steps.Set(step, layer, T);
+        Pool.For(_steps, (T + TokenSteps.GroupTokens - 1) / TokenSteps.GroupTokens);
+    }
+
+    private void Run(Step step, int l, int t0, int t1)
+    {
+        int dim = _c.Dim, qDim = _c.QDim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
+        var layer = step is Step.Embed or Step.FinalNorm ? null : _w.Layers[l];
+        for (int t = t0; t < t1; t++)
+        {
+            var x = _x.AsSpan(t * dim, dim);
+            switch (step)
+            {
+                case Step.Embed:
+                    _w.TokenEmbedding.DequantizeRow(_tokens[t], x);
+                    break;
+                case Step.AttentionNorm:
+                    RmsNorm.Apply(x, layer!.AttnNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
+                    break;
+                case Step.RopeAndCache:
+                {
+                    var q = _q.AsSpan(t * qDim, qDim);
+                    var k = _k.AsSpan(t * kvDim, kvDim);
+                    var v = _v.AsSpan(t * kvDim, kvDim);
+                    if (layer!.Bq != null) ResidualAdd.Apply(q, layer.Bq);
+                    if (layer.Bk != null) ResidualAdd.Apply(k, layer.Bk);
+                    if (layer.Bv != null) ResidualAdd.Apply(v, layer.Bv);
+                    int pos = _positions[t];
+                    _rope.Apply(q, pos);
+                    _rope.Apply(k, pos);
+                    var cache = _segCache[_segments[t]];
+                    k.CopyTo(cache.Keys(l).Slice(pos * kvDim, kvDim));
+                    v.CopyTo(cache.Values(l).Slice(pos * kvDim, kvDim));
+                    break;
+                }
+                case Step.ResidualAndFfnNorm:
+                    ResidualAdd.Apply(x, _xb2.AsSpan(t * dim, dim));
+                    RmsNorm.Apply(x, layer!.FfnNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
+                    break;
+                case Step.SwiGlu:
+                    SwiGlu.Apply(_hb.AsSpan(t * hidden, hidden), _hb2.AsSpan(t * hidden, hidden));
+                    break;
+                case Step.Residual:
+                    ResidualAdd.Apply(x, _xb2.AsSpan(t * dim, dim));
+                    break;
+                case Step.FinalNorm:
+                    RmsNorm.Apply(x, _w.FinalNorm, _c.NormEps, _xb.AsSpan(t * dim, dim));
+                    break;
+            }
+        }
+    }
+
+    /// <summary>The pool's view of one <see cref="Step"/>: item i covers tokens [16i, 16i + 16).</summary>
+    private sealed class TokenSteps(LlamaModel model) : IParallelWork
+    {
+        public const int GroupTokens = 16;
+        private Step _step;
+        private int _layer, _tokens;
+
+        public void Set(Step step, int layer, int tokens) { _step = step; _layer = layer; _tokens = tokens; }
+
+        public void Execute(int item, int worker)
+        {
+            int t0 = item * GroupTokens;
+            model.Run(_step, _layer, t0, Math.Min(_tokens, t0 + GroupTokens));
+        }
     }
 
     private int Validate(ReadOnlySpan<SequenceChunk> chunks, Span<float> logits, bool all)

@@ -38,6 +38,31 @@ public abstract class TensorFormat
     public abstract void DotRows(WeightMatrix w, int rowStart, int rowEnd,
         ReadOnlySpan<byte> activations, int activationStride, int batch, Span<float> y, int yStride);
 
+    /// <summary>Whether activations prepared for <paramref name="other"/> (and their tiles) serve this format too, so a fused
+    /// multiply over both prepares them once (the k-quants all take the same Q8_K vectors).</summary>
+    public virtual bool SharesActivations(TensorFormat other) => ReferenceEquals(this, other);
+
+    /// <summary>Tokens per activation tile of this format's matrix–matrix (prompt) kernel on this CPU, or 0 where it has none.
+    /// A multiply over at least this many tokens regroups each whole tile once (<see cref="TileActivations"/>, all threads
+    /// sharing the result) and calls <see cref="DotRowsTiled"/>.</summary>
+    public virtual int TileTokens => 0;
+
+    /// <summary>Bytes of one activation tile for rows of <paramref name="cols"/> elements (0 without tiles).</summary>
+    public virtual long TileBytes(int cols) => 0;
+
+    /// <summary>Regroups <see cref="TileTokens"/> prepared activation vectors (<paramref name="stride"/> bytes apart, from
+    /// <see cref="PrepareActivation"/>) into one tile of <see cref="TileBytes"/> bytes.</summary>
+    public virtual void TileActivations(ReadOnlySpan<byte> prepared, int stride, int cols, Span<byte> tile)
+        => throw new NotSupportedException($"{Name} has no matrix-matrix activation tiles");
+
+    /// <summary>
+    /// <see cref="DotRows"/> where the first <c>tiles.Length / TileBytes(w.Cols)</c> × <see cref="TileTokens"/> prepared vectors
+    /// are also given regrouped into tiles; the results equal <see cref="DotRows"/>'s (formats without tiles ignore them).
+    /// </summary>
+    public virtual void DotRowsTiled(WeightMatrix w, int rowStart, int rowEnd, ReadOnlySpan<byte> activations, int activationStride,
+        int batch, ReadOnlySpan<byte> tiles, Span<float> y, int yStride)
+        => DotRows(w, rowStart, rowEnd, activations, activationStride, batch, y, yStride);
+
     /// <summary>Writes row <paramref name="row"/> of <paramref name="w"/> as floats into <paramref name="destination"/> (length <c>w.Cols</c>).</summary>
     public abstract void DequantizeRow(WeightMatrix w, int row, Span<float> destination);
 

@@ -147,4 +147,28 @@ public class LlamaModelTests : IDisposable
         var cache = llama.CreateCache();
         Assert.Throws<ArgumentException>(() => llama.Forward([new SequenceChunk(cache, new[] { 1 }, 3)], new float[llama.VocabSize]));
     }
+
+    /// <summary>prose-15m (32-wide heads: the four-query and transposed-key attention kernels and the pool-spread per-token
+    /// steps) over a 70-token prompt in one piece on two threads, against the same tokens decoded one at a time. F16
+    /// weights keep activations unquantized, so the two differ only by float summation order.</summary>
+    [Fact]
+    public void Forward_Prose15mPromptPieceOnTwoThreads_MatchesTokenByToken()
+    {
+        using var model = ModelLoader.Load(System.IO.Path.Combine(SharedAssets.Prose15mGguf, "prose-15m-f16.gguf"));
+        using var pool = new QuantServe.Engine.Kernels.Cpu.WorkerPool(2);
+        var llama = new LlamaModel(model, 128, pool);
+        int vocab = llama.VocabSize;
+        var ids = model.Tokenizer.Encode(string.Join(' ', Enumerable.Repeat("In the beginning God created the heaven and the earth.", 12)), addBos: true)[..70];
+        var all = new float[ids.Length * vocab];
+        llama.Forward([new SequenceChunk(llama.CreateCache(), ids)], all, logitsForAllPositions: true);
+
+        var cache = llama.CreateCache();
+        var one = new float[vocab];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            llama.Forward(cache, ids.AsMemory(i, 1), one);
+            float scale = 1e-4f * (1 + one.Max(MathF.Abs));
+            AssertClose(one, all.AsSpan(i * vocab, vocab), scale);
+        }
+    }
 }

@@ -102,4 +102,41 @@ public class AttentionScoresTests
             }
         }
     }
+
+    /// <summary>The transposed-key score kernel (prompt pieces) against the row-key one, over key counts on both sides
+    /// of its 16- and 32-key steps.</summary>
+    [Theory]
+    [InlineData(16, 1)]
+    [InlineData(32, 15)]
+    [InlineData(32, 16)]
+    [InlineData(32, 17)]
+    [InlineData(32, 33)]
+    [InlineData(64, 100)]
+    [InlineData(128, 257)]
+    public unsafe void ScaledDots4QueriesTransposed_KeyCounts_MatchRowKernel(int headDim, int positions)
+    {
+        if (!AttentionScores.MultiQuerySupported(headDim)) return;
+        int stride = headDim * 2 + 16;
+        int ldk = (positions + 15) & ~15;
+        var q = Random(4 * headDim, 5);
+        var cache = Random(positions * stride + headDim, 6);
+        var kt = new float[headDim * ldk];
+        var expected = new float[4 * ldk];
+        var actual = new float[4 * ldk];
+        fixed (float* pq = q)
+        fixed (float* pc = cache)
+        fixed (float* pt = kt)
+        fixed (float* pe = expected)
+        fixed (float* pa = actual)
+        {
+            AttentionScores.TransposeKeys(pc, stride, 0, positions, headDim, pt, ldk);
+            AttentionScores.ScaledDots4Queries(pq, pq + headDim, pq + 2 * headDim, pq + 3 * headDim, pc, stride, positions, headDim, 0.2f,
+                pe, pe + ldk, pe + 2 * ldk, pe + 3 * ldk);
+            AttentionScores.ScaledDots4QueriesTransposed(pq, pq + headDim, pq + 2 * headDim, pq + 3 * headDim, pt, ldk, positions, headDim, 0.2f,
+                pa, pa + ldk, pa + 2 * ldk, pa + 3 * ldk);
+        }
+        for (int k = 0; k < 4; k++)
+            for (int j = 0; j < positions; j++)
+                Assert.True(Math.Abs(expected[k * ldk + j] - actual[k * ldk + j]) < 1e-5, $"query {k} key {j}");
+    }
 }

@@ -19,6 +19,7 @@ public sealed unsafe class MatMul : IParallelWork
     private readonly WorkerPool _pool;
     private readonly Target[] _targets = new Target[MaxTargets];
     private readonly byte[]?[] _scratch = new byte[]?[MaxTargets];
+    private readonly byte[]?[] _tileScratch = new byte[]?[MaxTargets];
     private readonly PrepareWork _prepare = new();
     private int _targetCount;
     private int _batch;
@@ -31,6 +32,8 @@ public sealed unsafe class MatMul : IParallelWork
         public byte* Act;
         public int ActStride;
         public int ActBytes;
+        public byte* Tiles;
+        public long TileBytes; // all tiles of the batch; 0 without
         public int ChunkRows;
         public int FirstItem;
     }
@@ -134,24 +137,28 @@ public sealed unsafe class MatMul : IParallelWork
             var format = t.W.Format;
             int reuse = -1;
             for (int j = 0; j < i; j++)
-                if (ReferenceEquals(_targets[j].W.Format, format)) { reuse = j; break; }
+                if (format.SharesActivations(_targets[j].W.Format)) { reuse = j; break; }
             if (reuse >= 0)
             {
                 t.Act = _targets[reuse].Act;
                 t.ActStride = _targets[reuse].ActStride;
                 t.ActBytes = _targets[reuse].ActBytes;
+                t.Tiles = _targets[reuse].Tiles;
+                t.TileBytes = _targets[reuse].TileBytes;
             }
             else
             {
                 t.ActBytes = format.ActivationBytes(cols);
                 t.ActStride = (t.ActBytes + 63) & ~63;
-                long need = (long)t.ActStride * _batch + 64;
-                var buffer = _scratch[i];
-                if (buffer == null || buffer.Length < need)
-                    _scratch[i] = buffer = GC.AllocateUninitializedArray<byte>(checked((int)Math.Max(need, 4096)), pinned: true);
-                fixed (byte* b = buffer)
-                    t.Act = (byte*)(((nint)b + 63) & ~(nint)63); // pinned array: the address is stable
-                Prepare(format, x, xStride, cols, t.Act, t.ActStride, t.ActBytes);
+                t.Act = Aligned(ref _scratch[i], (long)t.ActStride * _batch);
+                // Prompt batches: the matrix-matrix kernel's regrouped activation tiles are built here once, shared by every
+                // thread's rows, instead of by each row chunk.
+                int tileTokens = format.TileTokens;
+                int tiles = tileTokens > 0 ? _batch / tileTokens : 0;
+                long tileBytes = tiles > 0 ? format.TileBytes(cols) : 0;
+                t.TileBytes = tiles * tileBytes;
+                t.Tiles = t.TileBytes > 0 ? Aligned(ref _tileScratch[i], t.TileBytes) : null;
+                Prepare(format, x, xStride, cols, t.Act, t.ActStride, t.ActBytes, tiles, tileTokens, t.Tiles, tileBytes);
             }
             // Chunks of a multiple of 4 rows (the kernels' row block), several per thread for balance. Prompt batches take
             // fewer, larger chunks: the matrix-matrix kernels regroup all of the batch's activations once per call, a cost
@@ -167,17 +174,23 @@ public sealed unsafe class MatMul : IParallelWork
         _pool.For(this, items);
     }
 
-    private void Prepare(TensorFormat format, float* x, int xStride, int cols, byte* act, int actStride, int actBytes)
+    private static byte* Aligned(ref byte[]? buffer, long bytes)
     {
-        if (_batch >= 8 && _pool.Threads > 1)
-        {
-            _prepare.Set(format, x, xStride, cols, act, actStride, actBytes);
-            _pool.For(_prepare, _batch);
-            _prepare.Clear();
-            return;
-        }
-        for (int b = 0; b < _batch; b++)
-            format.PrepareActivation(new ReadOnlySpan<float>(x + (long)b * xStride, cols), new Span<byte>(act + (long)b * actStride, actBytes));
+        long need = bytes + 64;
+        if (buffer == null || buffer.Length < need)
+            buffer = GC.AllocateUninitializedArray<byte>(checked((int)Math.Max(need, 4096)), pinned: true);
+        fixed (byte* b = buffer) return (byte*)(((nint)b + 63) & ~(nint)63); // pinned array: the address is stable
+    }
+
+    private void Prepare(TensorFormat format, float* x, int xStride, int cols, byte* act, int actStride, int actBytes,
+        int tiles, int tileTokens, byte* tileData, long tileBytes)
+    {
+        // One item per tile (its vectors, then the regrouping) and one per remaining vector; inline on one thread.
+        _prepare.Set(format, x, xStride, cols, act, actStride, actBytes, tiles, tileTokens, tileData, tileBytes);
+        int items = tiles + (_batch - tiles * tileTokens);
+        if (_batch >= 8) _pool.For(_prepare, items);
+        else for (int i = 0; i < items; i++) _prepare.Execute(i, 0); // a few decode vectors: not worth waking the pool
+        _prepare.Clear();
     }
 
     /// <inheritdoc />
@@ -190,24 +203,41 @@ public sealed unsafe class MatMul : IParallelWork
         int r1 = Math.Min(t.W.Rows, r0 + t.ChunkRows);
         var act = new ReadOnlySpan<byte>(t.Act, (_batch - 1) * t.ActStride + t.ActBytes);
         var y = new Span<float>(t.Y, (_batch - 1) * t.YStride + t.W.Rows);
-        t.W.Format.DotRows(t.W, r0, r1, act, t.ActStride, _batch, y, t.YStride);
+        if (t.TileBytes > 0) t.W.Format.DotRowsTiled(t.W, r0, r1, act, t.ActStride, _batch, new ReadOnlySpan<byte>(t.Tiles, checked((int)t.TileBytes)), y, t.YStride);
+        else t.W.Format.DotRows(t.W, r0, r1, act, t.ActStride, _batch, y, t.YStride);
     }
 
     private sealed class PrepareWork : IParallelWork
     {
         private TensorFormat? _format;
         private float* _x;
-        private int _xStride, _cols, _actStride, _actBytes;
-        private byte* _act;
+        private int _xStride, _cols, _actStride, _actBytes, _tiles, _tileTokens;
+        private byte* _act, _tileData;
+        private long _tileBytes;
 
-        public void Set(TensorFormat format, float* x, int xStride, int cols, byte* act, int actStride, int actBytes)
+        public void Set(TensorFormat format, float* x, int xStride, int cols, byte* act, int actStride, int actBytes,
+            int tiles, int tileTokens, byte* tileData, long tileBytes)
         {
             _format = format; _x = x; _xStride = xStride; _cols = cols; _act = act; _actStride = actStride; _actBytes = actBytes;
+            _tiles = tiles; _tileTokens = tileTokens; _tileData = tileData; _tileBytes = tileBytes;
         }
 
         public void Clear() => _format = null;
 
-        public void Execute(int item, int worker) =>
-            _format!.PrepareActivation(new ReadOnlySpan<float>(_x + (long)item * _xStride, _cols), new Span<byte>(_act + (long)item * _actStride, _actBytes));
+        public void Execute(int item, int worker)
+        {
+            if (item >= _tiles)
+            {
+                Vector(_tiles * _tileTokens + item - _tiles);
+                return;
+            }
+            int first = item * _tileTokens;
+            for (int b = first; b < first + _tileTokens; b++) Vector(b);
+            _format!.TileActivations(new ReadOnlySpan<byte>(_act + (long)first * _actStride, (_tileTokens - 1) * _actStride + _actBytes),
+                _actStride, _cols, new Span<byte>(_tileData + item * _tileBytes, checked((int)_tileBytes)));
+        }
+
+        private void Vector(int b) =>
+            _format!.PrepareActivation(new ReadOnlySpan<float>(_x + (long)b * _xStride, _cols), new Span<byte>(_act + (long)b * _actStride, _actBytes));
     }
 }

@@ -60,6 +60,38 @@ public abstract unsafe class KQuantFormat : TensorFormat
     /// </summary>
     public void DotRows(WeightMatrix w, int rowStart, int rowEnd,
         ReadOnlySpan<byte> activations, int activationStride, int batch, Span<float> y, int yStride, KQuantKernelPath path)
+        => DotRows(w, rowStart, rowEnd, activations, activationStride, batch, y, yStride, path, default);
+
+    /// <summary>Every k-quant takes the same Q8_K activation vectors (and tiles).</summary>
+    public override bool SharesActivations(TensorFormat other) => other is KQuantFormat;
+
+    /// <summary>16 where <see cref="KQuantGemm"/> runs for this format, else 0.</summary>
+    public override int TileTokens =>
+        KQuantKernels.Best is KQuantKernelPath.Avx512 or KQuantKernelPath.Avx2 && KQuantGemm.IsSupported && KQuantGemm.Handles(this) ? KQuantGemm.Lanes : 0;
+
+    /// <inheritdoc />
+    public override long TileBytes(int cols) => TileTokens == 0 || !SupportsWidth(cols) ? 0 : KQuantGemm.TileBytes(cols / BlockElements);
+
+    /// <inheritdoc />
+    public override void TileActivations(ReadOnlySpan<byte> prepared, int stride, int cols, Span<byte> tile)
+    {
+        long bytes = TileBytes(cols);
+        if (bytes == 0) base.TileActivations(prepared, stride, cols, tile);
+        if (tile.Length < bytes) throw new ArgumentException($"{Name}: tile holds {tile.Length} bytes, {bytes} needed");
+        if ((long)(KQuantGemm.Lanes - 1) * stride + ActivationBytes(cols) > prepared.Length)
+            throw new ArgumentException($"{Name}: {prepared.Length} bytes cannot hold {KQuantGemm.Lanes} prepared vectors {stride} bytes apart");
+        fixed (byte* a = prepared)
+        fixed (byte* t = tile)
+            KQuantGemm.Tile(a, stride, cols / BlockElements, t);
+    }
+
+    /// <inheritdoc />
+    public override void DotRowsTiled(WeightMatrix w, int rowStart, int rowEnd, ReadOnlySpan<byte> activations, int activationStride,
+        int batch, ReadOnlySpan<byte> tiles, Span<float> y, int yStride)
+        => DotRows(w, rowStart, rowEnd, activations, activationStride, batch, y, yStride, KQuantKernels.Best, tiles);
+
+    private void DotRows(WeightMatrix w, int rowStart, int rowEnd, ReadOnlySpan<byte> activations, int activationStride,
+        int batch, Span<float> y, int yStride, KQuantKernelPath path, ReadOnlySpan<byte> tiles)
     {
         KQuantKernels.Check(path);
         int nb = w.Cols / BlockElements;
@@ -72,6 +104,7 @@ public abstract unsafe class KQuantFormat : TensorFormat
             throw new ArgumentException($"{w.Name}: output too short for batch {batch}");
 
         fixed (byte* pa = activations)
+        fixed (byte* tiled = tiles)
         fixed (float* py = y)
         {
             byte* rows = w.Data + rowStart * w.RowBytes;
@@ -81,9 +114,10 @@ public abstract unsafe class KQuantFormat : TensorFormat
                 // Whole 16-token tiles of a prompt go through the matrix-matrix kernel, the rest through the row kernels.
                 // It runs on the AVX2 path too wherever AVX-512 BW exists: on AMD (where the row kernels pick AVX2) its
                 // token-per-lane layout still does several times fewer instructions per multiply-add.
-                int tiles = batch / KQuantGemm.Lanes;
-                KQuantGemm.Run(this, rows, w.RowBytes, rowEnd - rowStart, nb, pa, activationStride, tiles, py + rowStart, yStride);
-                first = tiles * KQuantGemm.Lanes;
+                int count = batch / KQuantGemm.Lanes;
+                byte* shared = tiles.Length >= count * KQuantGemm.TileBytes(nb) ? tiled : null;
+                KQuantGemm.Run(this, rows, w.RowBytes, rowEnd - rowStart, nb, pa, activationStride, count, shared, py + rowStart, yStride);
+                first = count * KQuantGemm.Lanes;
             }
             for (int b0 = first; b0 < batch; b0 += BatchTile)
             {

@@ -37,23 +37,34 @@ internal static unsafe class KQuantGemm
     /// <summary>Whether <paramref name="format"/> has a kernel here.</summary>
     public static bool Handles(KQuantFormat format) => format is Q4KFormat or Q6KFormat;
 
+    /// <summary>Bytes of one regrouped 16-token tile of Q8_K activations for rows of <paramref name="nb"/> super-blocks.</summary>
+    public static long TileBytes(int nb) => (long)nb * BlockTileBytes;
+
+    /// <summary>Regroups 16 prepared Q8_K vectors (<paramref name="stride"/> bytes apart) into one tile (same for Q4_K and Q6_K).</summary>
+    public static void Tile(byte* act, int stride, int nb, byte* tile) => Regroup(act, stride, nb, tile);
+
     /// <summary>
     /// <c>y[b·yStride + r]</c> for the <paramref name="rowCount"/> rows at <paramref name="rows"/> (<paramref name="rowBytes"/>
-    /// apart; y already offset to the first) and the first <paramref name="tiles"/>·16 prepared Q8_K vectors.
+    /// apart; y already offset to the first) and the first <paramref name="tiles"/>·16 prepared Q8_K vectors, or their
+    /// regrouped form <paramref name="tiled"/> (from <see cref="Tile"/>) where not null.
     /// </summary>
-    public static void Run(KQuantFormat format, byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int tiles, float* y, int yStride)
+    public static void Run(KQuantFormat format, byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int tiles, byte* tiled, float* y, int yStride)
     {
-        if (format is Q4KFormat) Run<GemmQ4K>(rows, rowBytes, rowCount, nb, act, stride, tiles, y, yStride);
-        else if (format is Q6KFormat) Run<GemmQ6K>(rows, rowBytes, rowCount, nb, act, stride, tiles, y, yStride);
+        if (format is Q4KFormat) Run<GemmQ4K>(rows, rowBytes, rowCount, nb, act, stride, tiles, tiled, y, yStride);
+        else if (format is Q6KFormat) Run<GemmQ6K>(rows, rowBytes, rowCount, nb, act, stride, tiles, tiled, y, yStride);
         else throw new ArgumentException($"{format.Name} has no matrix-matrix kernel", nameof(format));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run<TW>(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int tiles, float* y, int yStride)
+    private static void Run<TW>(byte* rows, long rowBytes, int rowCount, int nb, byte* act, int stride, int tiles, byte* tiled, float* y, int yStride)
         where TW : struct, IKQuantGemmWeights
     {
-        byte* tile = Scratch(ref _activationScratch, (long)tiles * nb * BlockTileBytes);
-        for (int k = 0; k < tiles; k++) Regroup(act + (long)k * Lanes * stride, stride, nb, tile + (long)k * nb * BlockTileBytes);
+        byte* tile = tiled;
+        if (tile == null)
+        {
+            tile = Scratch(ref _activationScratch, (long)tiles * nb * BlockTileBytes);
+            for (int k = 0; k < tiles; k++) Regroup(act + (long)k * Lanes * stride, stride, nb, tile + (long)k * nb * BlockTileBytes);
+        }
 
         int panel = (int)Math.Clamp(PanelBytes / ((long)nb * DecodedBlockBytes), 4, 64) & ~3;
         long decodedRow = (long)nb * DecodedBlockBytes;
@@ -83,6 +94,9 @@ internal static unsafe class KQuantGemm
     }
 
     /// <summary>Regroups 16 prepared Q8_K vectors into the tile layout (see <see cref="BlockTileBytes"/>).</summary>
+    // Full optimisation from the first call, as for the kernels: tier-0 code of these loops is many times slower, and the
+    // kernels' first calls (a server's first prompts, a benchmark's warm-up) would otherwise run it.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Regroup(byte* act, int stride, int nb, byte* tile)
     {
         for (int t = 0; t < Lanes; t++)
@@ -102,7 +116,8 @@ internal static unsafe class KQuantGemm
     }
 
     /// <summary>One or four decoded rows (<paramref name="rowStride"/> bytes apart) against one tile.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Optimised on its own too: the JIT may decline to inline a body this large, and a tier-0 copy would run until tiering.
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Rows<TW, TR>(byte* q, long rowStride, int nb, byte* tile, float* y, int yStride)
         where TW : struct, IKQuantGemmWeights where TR : struct, ILegacyTile
     {
@@ -175,7 +190,7 @@ internal static unsafe class KQuantGemm
         return acc + Avx512F.ConvertToVector512Single(sumi) * (da * Vector512.Create(d[0]));
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Store(Vector512<float> acc, float* y, int yStride)
     {
         for (int t = 0; t < Lanes; t++) y[(long)t * yStride] = acc.GetElement(t);
@@ -207,6 +222,7 @@ internal unsafe struct GemmQ4K : IKQuantGemmWeights
     public static int GroupsPerScale => 8;
     public static bool HasMin => true;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Decode(byte* block, byte* decoded)
     {
         var x = (BlockQ4K*)block;
@@ -233,6 +249,7 @@ internal unsafe struct GemmQ6K : IKQuantGemmWeights
     public static int GroupsPerScale => 4;
     public static bool HasMin => false;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Decode(byte* block, byte* decoded)
     {
         var x = (BlockQ6K*)block;

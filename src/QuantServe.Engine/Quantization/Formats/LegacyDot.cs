@@ -41,6 +41,13 @@ internal static unsafe class LegacyDot
     /// <summary>Checks the arguments of <see cref="TensorFormat.DotRows"/> and runs the kernel of <paramref name="path"/>.</summary>
     public static void Rows<T>(string format, WeightMatrix w, int rowStart, int rowEnd, ReadOnlySpan<byte> activations,
         int activationStride, int batch, Span<float> y, int yStride, LegacyKernelPath path) where T : struct, ILegacyBlock
+        => Rows<T>(format, w, rowStart, rowEnd, activations, activationStride, batch, y, yStride, path, default);
+
+    /// <summary>As <see cref="Rows{T}(string, WeightMatrix, int, int, ReadOnlySpan{byte}, int, int, Span{float}, int, LegacyKernelPath)"/>
+    /// with the batch's whole 16-token tiles already regrouped for <see cref="LegacyGemm"/> in <paramref name="tiles"/>
+    /// (empty: the kernel regroups them itself).</summary>
+    public static void Rows<T>(string format, WeightMatrix w, int rowStart, int rowEnd, ReadOnlySpan<byte> activations,
+        int activationStride, int batch, Span<float> y, int yStride, LegacyKernelPath path, ReadOnlySpan<byte> tiles) where T : struct, ILegacyBlock
     {
         LegacyKernels.Check(path);
         if (w.Cols <= 0 || w.Cols % 32 != 0) throw new ArgumentException($"{w.Name}: width {w.Cols} does not fit {format} (multiple of 32)");
@@ -57,6 +64,7 @@ internal static unsafe class LegacyDot
             throw new ArgumentException($"{w.Name}: output holds {y.Length} floats, too few for batch {batch}");
 
         fixed (byte* a = activations)
+        fixed (byte* tiled = tiles)
         fixed (float* py = y)
         {
             switch (path)
@@ -66,10 +74,11 @@ internal static unsafe class LegacyDot
                     if (batch >= LegacyGemm.Lanes && LegacyGemm.IsSupported && (typeof(T) == typeof(Q4_0Block) || typeof(T) == typeof(Q8_0Block)))
                     {
                         // Whole 16-token tiles of a prompt go through the matrix-matrix kernel, the rest through the row kernels.
-                        int tiles = batch / LegacyGemm.Lanes;
-                        if (typeof(T) == typeof(Q4_0Block)) LegacyGemm.Q4_0(w, rowStart, rowEnd, nb, a, activationStride, tiles, py, yStride);
-                        else LegacyGemm.Q8_0(w, rowStart, rowEnd, nb, a, activationStride, tiles, py, yStride);
-                        gemm = tiles * LegacyGemm.Lanes;
+                        int count = batch / LegacyGemm.Lanes;
+                        byte* shared = tiles.Length >= count * LegacyGemm.TileBytes(nb) ? tiled : null;
+                        if (typeof(T) == typeof(Q4_0Block)) LegacyGemm.Q4_0(w, rowStart, rowEnd, nb, a, activationStride, count, shared, py, yStride);
+                        else LegacyGemm.Q8_0(w, rowStart, rowEnd, nb, a, activationStride, count, shared, py, yStride);
+                        gemm = count * LegacyGemm.Lanes;
                     }
                     if (gemm < batch)
                         RowsOf<T, Avx512Kernel<T>>(w, rowStart, rowEnd, nb, a + (long)gemm * activationStride, activationStride,

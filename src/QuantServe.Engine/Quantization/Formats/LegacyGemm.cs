@@ -34,23 +34,37 @@ internal static unsafe class LegacyGemm
     /// <summary>Whether this CPU runs the kernel.</summary>
     public static bool IsSupported => Avx512BW.IsSupported && Avx512F.IsSupported;
 
+    /// <summary>Bytes of one regrouped 16-token tile of activations for rows of <paramref name="nb"/> blocks.</summary>
+    public static long TileBytes(int nb) => (long)nb * BlockTileBytes;
+
     /// <summary>
     /// <c>y[b·yStride + r]</c> for rows [<paramref name="rowStart"/>, <paramref name="rowEnd"/>) and the first
-    /// <paramref name="tiles"/>·16 activation vectors (prepared Q8_0, <paramref name="stride"/> bytes apart).
+    /// <paramref name="tiles"/>·16 activation vectors (prepared Q8_0, <paramref name="stride"/> bytes apart), or their
+    /// regrouped form <paramref name="tiled"/> (from <see cref="TileQ4_0"/>) where not null.
     /// </summary>
-    public static void Q4_0(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, float* y, int yStride)
-        => Run<GemmQ4_0>(w, rowStart, rowEnd, nb, act, stride, tiles, y, yStride);
+    public static void Q4_0(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, byte* tiled, float* y, int yStride)
+        => Run<GemmQ4_0>(w, rowStart, rowEnd, nb, act, stride, tiles, tiled, y, yStride);
 
-    /// <summary>As <see cref="Q4_0"/> for Q8_0 weights.</summary>
-    public static void Q8_0(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, float* y, int yStride)
-        => Run<GemmQ8_0>(w, rowStart, rowEnd, nb, act, stride, tiles, y, yStride);
+    /// <summary>As <see cref="Q4_0"/> for Q8_0 weights (tiles from <see cref="TileQ8_0"/>).</summary>
+    public static void Q8_0(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, byte* tiled, float* y, int yStride)
+        => Run<GemmQ8_0>(w, rowStart, rowEnd, nb, act, stride, tiles, tiled, y, yStride);
+
+    /// <summary>Regroups 16 prepared Q8_0 vectors into one tile for Q4_0 weights.</summary>
+    public static void TileQ4_0(byte* act, int stride, int nb, byte* tile) => RegroupQ8_0(act, stride, nb, tile, GemmQ4_0.BiasShift);
+
+    /// <summary>Regroups 16 prepared Q8_0 vectors into one tile for Q8_0 weights.</summary>
+    public static void TileQ8_0(byte* act, int stride, int nb, byte* tile) => RegroupQ8_0(act, stride, nb, tile, GemmQ8_0.BiasShift);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run<TW>(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, float* y, int yStride)
+    private static void Run<TW>(WeightMatrix w, int rowStart, int rowEnd, int nb, byte* act, int stride, int tiles, byte* tiled, float* y, int yStride)
         where TW : struct, IGemmWeights
     {
-        byte* tile = Scratch(ref _activationScratch, (long)tiles * nb * BlockTileBytes);
-        for (int k = 0; k < tiles; k++) RegroupQ8_0(act + (long)k * Lanes * stride, stride, nb, tile + (long)k * nb * BlockTileBytes, TW.BiasShift);
+        byte* tile = tiled;
+        if (tile == null)
+        {
+            tile = Scratch(ref _activationScratch, (long)tiles * nb * BlockTileBytes);
+            for (int k = 0; k < tiles; k++) RegroupQ8_0(act + (long)k * Lanes * stride, stride, nb, tile + (long)k * nb * BlockTileBytes, TW.BiasShift);
+        }
 
         int decodedBlock = 32 * TW.Planes;
         int panel = (int)Math.Clamp(PanelBytes / ((long)nb * (decodedBlock + 4)), 4, 64) & ~3;
@@ -81,6 +95,7 @@ internal static unsafe class LegacyGemm
     }
 
     /// <summary>Regroups 16 prepared Q8_0 vectors into the tile layout (see <see cref="BlockTileBytes"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RegroupQ8_0(byte* act, int stride, int nb, byte* tile, int biasShift)
     {
         int scalesOffset = Q8Activations.ScalesOffset(nb, false);
@@ -107,7 +122,8 @@ internal static unsafe class LegacyGemm
     }
 
     /// <summary>One or four decoded rows against one tile; results to <c>y[t·yStride + j]</c> for row j of the group.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Optimised on its own too: the JIT may decline to inline a body this large, and a tier-0 copy would run until tiering.
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Rows<TW, TR>(byte* q, float* dw, int nb, byte* tile, float* y, int yStride) where TW : struct, IGemmWeights where TR : struct, ILegacyTile
     {
         Vector512<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
@@ -177,7 +193,7 @@ internal static unsafe class LegacyGemm
         return s;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Store(Vector512<float> acc, float* y, int yStride)
     {
         for (int t = 0; t < Lanes; t++) y[(long)t * yStride] = acc.GetElement(t);
@@ -199,6 +215,7 @@ internal unsafe struct GemmQ4_0 : IGemmWeights
     public static int Planes => 1;
     public static int BiasShift => 3;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DecodeRow(byte* row, int nb, byte* planes, float* scales)
     {
         float* table = GgmlFp16.TablePointer;
@@ -220,6 +237,7 @@ internal unsafe struct GemmQ8_0 : IGemmWeights
     public static int Planes => 2;
     public static int BiasShift => 7;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DecodeRow(byte* row, int nb, byte* planes, float* scales)
     {
         float* table = GgmlFp16.TablePointer;

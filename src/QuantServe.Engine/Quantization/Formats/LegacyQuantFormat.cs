@@ -7,7 +7,7 @@ namespace QuantServe.Engine.Quantization.Formats;
 /// activation preparation, a reference quantizer bit-exact with ggml's <c>quantize_row_*_ref</c>, exact dequantization
 /// and the fused dot kernel on a run-time chosen <see cref="LegacyKernelPath"/>.
 /// </summary>
-public abstract class LegacyQuantFormat : TensorFormat
+public abstract unsafe class LegacyQuantFormat : TensorFormat
 {
     /// <summary>Weights per block (ggml's QK4_0 = QK4_1 = QK5_0 = QK5_1 = QK8_0 = 32).</summary>
     public const int BlockElements = 32;
@@ -73,4 +73,40 @@ public abstract class LegacyQuantFormat : TensorFormat
         if (source.Length < destination.Length / BlockElements * BlockBytes)
             throw new ArgumentException($"{Name}: source holds {source.Length} bytes, needs {destination.Length / BlockElements * BlockBytes}", nameof(source));
     }
+
+    /// <summary>Whether the format has a <see cref="LegacyGemm"/> matrix–matrix kernel (Q4_0, Q8_0).</summary>
+    private protected virtual bool HasGemm => false;
+
+    /// <summary>16 where <see cref="LegacyGemm"/> runs (AVX-512 BW path), else 0.</summary>
+    public override int TileTokens => HasGemm && LegacyKernels.Best == LegacyKernelPath.Avx512 && LegacyGemm.IsSupported ? LegacyGemm.Lanes : 0;
+
+    /// <inheritdoc />
+    public override long TileBytes(int cols) => TileTokens == 0 || !SupportsWidth(cols) ? 0 : LegacyGemm.TileBytes(cols / BlockElements);
+
+    /// <inheritdoc />
+    public override void TileActivations(ReadOnlySpan<byte> prepared, int stride, int cols, Span<byte> tile)
+    {
+        long bytes = TileBytes(cols);
+        if (bytes == 0) base.TileActivations(prepared, stride, cols, tile);
+        if (tile.Length < bytes) throw new ArgumentException($"{Name}: tile holds {tile.Length} bytes, {bytes} needed");
+        if ((long)(LegacyGemm.Lanes - 1) * stride + ActivationBytes(cols) > prepared.Length)
+            throw new ArgumentException($"{Name}: {prepared.Length} bytes cannot hold {LegacyGemm.Lanes} prepared vectors {stride} bytes apart");
+        fixed (byte* a = prepared)
+        fixed (byte* t = tile)
+            Tile(a, stride, cols / BlockElements, t);
+    }
+
+    /// <summary>The <see cref="LegacyGemm"/> regrouping of this format's tiles.</summary>
+    private protected virtual void Tile(byte* prepared, int stride, int nb, byte* tile) => throw new NotSupportedException(Name);
+
+    /// <inheritdoc />
+    public override void DotRowsTiled(WeightMatrix w, int rowStart, int rowEnd, ReadOnlySpan<byte> activations, int activationStride,
+        int batch, ReadOnlySpan<byte> tiles, Span<float> y, int yStride)
+        => DotRows(w, rowStart, rowEnd, activations, activationStride, batch, y, yStride, LegacyKernels.Best, tiles);
+
+    /// <summary>As <see cref="DotRows(WeightMatrix, int, int, ReadOnlySpan{byte}, int, int, Span{float}, int, LegacyKernelPath)"/>
+    /// with the tiles of <see cref="TileActivations"/> (ignored by formats without a matrix–matrix kernel).</summary>
+    private protected virtual void DotRows(WeightMatrix w, int rowStart, int rowEnd, ReadOnlySpan<byte> activations,
+        int activationStride, int batch, Span<float> y, int yStride, LegacyKernelPath path, ReadOnlySpan<byte> tiles)
+        => DotRows(w, rowStart, rowEnd, activations, activationStride, batch, y, yStride, path);
 }

@@ -257,6 +257,7 @@ public sealed unsafe partial class Q4KFormat : KQuantFormat
         return d * sumi - dmin * summ;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void UnpackVector(BlockQ4K* x, byte* q)
     {
         var mask = Vector128.Create((byte)0x0F);

@@ -201,6 +201,7 @@ public sealed unsafe partial class Q6KFormat : KQuantFormat
         return Fp16ToFp32(x->D) * a->D * sumi;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void UnpackVector(BlockQ6K* x, byte* q)
     {
         var m4 = Vector128.Create((byte)0x0F);

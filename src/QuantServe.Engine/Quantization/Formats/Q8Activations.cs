@@ -78,6 +78,7 @@ public static unsafe class Q8Activations
             }
         }
     }
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void BlockScalar(float* x, byte* y, bool withSum)
     {
         float amax = 0;
@@ -96,6 +97,7 @@ public static unsafe class Q8Activations
         if (withSum) *(ushort*)(y + 2) = GgmlFp16.FromFloat(d * sum);
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void BlockVector(float* x, byte* y, bool withSum)
     {
         var v0 = Vector256.Load(x);

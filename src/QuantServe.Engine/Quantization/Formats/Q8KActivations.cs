@@ -39,6 +39,7 @@ public static unsafe class Q8KActivations
     public static void Quantize(ReadOnlySpan<float> x, Span<byte> destination) => Quantize(x, destination, KQuantKernels.Best);
 
     /// <summary>Quantizes with an explicit kernel path; every path produces identical bytes.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static void Quantize(ReadOnlySpan<float> x, Span<byte> destination, KQuantKernelPath path)
     {
         if (x.Length % BlockQ8K.Elements != 0)
@@ -74,6 +75,7 @@ public static unsafe class Q8KActivations
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeBlockScalar(float* x, BlockQ8K* y)
     {
         float max = 0, amax = 0;
@@ -98,6 +100,7 @@ public static unsafe class Q8KActivations
         y->D = 1 / iscale;
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeBlockVector(float* x, BlockQ8K* y)
     {
         // |x| max is order-independent; the signed max must be the first element reaching it, as in ggml.

@@ -74,6 +74,17 @@ public sealed unsafe class Q8_0Format : LegacyQuantFormat
     public override void DotRows(WeightMatrix w, int rowStart, int rowEnd, ReadOnlySpan<byte> activations,
         int activationStride, int batch, Span<float> y, int yStride, LegacyKernelPath path)
         => LegacyDot.Rows<Q8_0Block>(Name, w, rowStart, rowEnd, activations, activationStride, batch, y, yStride, path);
+
+    /// <inheritdoc />
+    private protected override bool HasGemm => true;
+
+    /// <inheritdoc />
+    private protected override void Tile(byte* prepared, int stride, int nb, byte* tile) => LegacyGemm.TileQ8_0(prepared, stride, nb, tile);
+
+    /// <inheritdoc />
+    private protected override void DotRows(WeightMatrix w, int rowStart, int rowEnd, ReadOnlySpan<byte> activations,
+        int activationStride, int batch, Span<float> y, int yStride, LegacyKernelPath path, ReadOnlySpan<byte> tiles)
+        => LegacyDot.Rows<Q8_0Block>(Name, w, rowStart, rowEnd, activations, activationStride, batch, y, yStride, path, tiles);
 }
 
 /// <summary>Q8_0 block decoding for the shared kernels.</summary>
