@@ -86,6 +86,18 @@ public sealed class ServingDevice : IDisposable
     /// with a warning when the upload fails), else the CPU engine.</summary>
     public IBatchEngine CreateEngine(LoadedModel model, string modelId, int maxBatchTokens, WorkerPool? workers)
     {
+        var engine = CreateUnwrapped(model, modelId, maxBatchTokens, workers);
+        return EngineWrapper is { } wrap ? wrap(engine) : engine;
+    }
+
+    /// <summary>
+    /// Wraps every engine created from now on (instrumentation; tests use it to hold a step until a client has gone,
+    /// which makes timing-dependent serving behaviour deterministic). Null: engines are used as created.
+    /// </summary>
+    public Func<IBatchEngine, IBatchEngine>? EngineWrapper { get; set; }
+
+    private IBatchEngine CreateUnwrapped(LoadedModel model, string modelId, int maxBatchTokens, WorkerPool? workers)
+    {
         if (Backend is not null)
         {
             try
