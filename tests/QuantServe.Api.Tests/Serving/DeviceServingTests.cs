@@ -1,3 +1,4 @@
+using QuantServe.Engine.Tests.TestSupport;
 using System.Net;
 using System.Text.Json.Nodes;
 using QuantServe.Api.Tests.TestSupport;

@@ -1,3 +1,4 @@
+using QuantServe.Engine.Tests.TestSupport;
 using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.Extensions.Logging;

@@ -25,4 +25,7 @@ public sealed class GpuFactAttribute : FactAttribute
     {
         if (Missing.Value is { } reason) Skip = reason;
     }
+
+    /// <summary>Whether a usable CUDA device is present.</summary>
+    public static bool Available => Missing.Value is null;
 }
