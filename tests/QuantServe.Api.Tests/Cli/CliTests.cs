@@ -1,3 +1,4 @@
+using static QuantServe.Api.Tests.TestSupport.CliRunner;
 using QuantServe.Api.Cli;
 using QuantServe.Api.Tests.TestSupport;
 
@@ -5,14 +6,6 @@ namespace QuantServe.Api.Tests.Cli;
 
 public sealed class CliTests
 {
-    private static async Task<(int Exit, string Out, string Err)> RunAsync(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = await CliApp.RunAsync(args, output, error);
-        return (exit, output.ToString(), error.ToString());
-    }
-
     [Fact]
     public async Task Generate_GreedyOnEmbeddedModel_PrintsLlama2cReference()
     {

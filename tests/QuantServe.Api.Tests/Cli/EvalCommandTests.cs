@@ -1,3 +1,4 @@
+using static QuantServe.Api.Tests.TestSupport.CliRunner;
 using System.Text.Json;
 using QuantServe.Api.Cli;
 using QuantServe.Api.Tests.TestSupport;
@@ -7,14 +8,6 @@ namespace QuantServe.Api.Tests.Cli;
 public sealed class EvalCommandTests
 {
     private static string Samples => SharedAssets.Path("eval", "stories260k-samples.txt");
-
-    private static async Task<(int Exit, string Out, string Err)> RunAsync(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = await CliApp.RunAsync(args, output, error);
-        return (exit, output.ToString(), error.ToString());
-    }
 
     [Fact]
     public async Task Eval_JsonAgainstItself_PrintsPerplexityAndZeroKl()

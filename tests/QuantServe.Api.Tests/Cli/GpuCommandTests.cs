@@ -1,3 +1,4 @@
+using static QuantServe.Api.Tests.TestSupport.CliRunner;
 using QuantServe.Api.Cli;
 using QuantServe.Api.Tests.TestSupport;
 using QuantServe.Engine.Gpu.Cuda;
@@ -7,14 +8,6 @@ namespace QuantServe.Api.Tests.Cli;
 /// <summary><c>quantserve gpu</c> on machines without a GPU (CI): clean one-line failures, never a crash.</summary>
 public sealed class GpuCommandTests
 {
-    private static async Task<(int Exit, string Out, string Err)> RunAsync(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = await CliApp.RunAsync(args, output, error);
-        return (exit, output.ToString(), error.ToString());
-    }
-
     [Fact]
     public async Task GpuInfo_WithoutDriver_SaysSoAndExitsOne()
     {

@@ -7,10 +7,8 @@ public sealed class HealthcheckCommandTests(KestrelServer server) : IClassFixtur
 {
     private static async Task<(int Exit, string Out)> RunAsync(params string[] args)
     {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = await CliApp.RunAsync(args, output, error);
-        return (exit, output.ToString() + error);
+        var (exit, output, error) = await CliRunner.RunAsync(args);
+        return (exit, output + error);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using static QuantServe.Api.Tests.TestSupport.CliRunner;
 using QuantServe.Api.Cli;
 using QuantServe.Api.Tests.TestSupport;
 using QuantServe.Engine.Formats.Gguf;
@@ -13,14 +14,6 @@ public sealed class ImatrixCommandTests : IDisposable
     public ImatrixCommandTests() => Directory.CreateDirectory(_dir);
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    private static async Task<(int Exit, string Out, string Err)> RunAsync(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = await CliApp.RunAsync(args, output, error);
-        return (exit, output.ToString(), error.ToString());
-    }
 
     [Fact]
     public async Task Imatrix_ProseOnBible_WritesDatThatQuantizeUses()
