@@ -240,50 +240,7 @@ public static unsafe class AttentionScores
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void WeightedSum4Queries(float* w0, float* w1, float* w2, float* w3, float* values, int stride, int count, int d,
         float* o0, float* o1, float* o2, float* o3)
-    {
-        int c = 0;
-        // Two column vectors per pass where the head allows: eight accumulators keep both FMA pipes busy through the latency.
-        for (; c + 32 <= d; c += 32)
-        {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
-            float* v = values + c;
-            for (int j = 0; j < count; j++, v += stride)
-            {
-                var V0 = Vector512.Load(v);
-                var V1 = Vector512.Load(v + 16);
-                var w = Vector512.Create(w0[j]);
-                a0 = Vector512.FusedMultiplyAdd(w, V0, a0); b0 = Vector512.FusedMultiplyAdd(w, V1, b0);
-                w = Vector512.Create(w1[j]);
-                a1 = Vector512.FusedMultiplyAdd(w, V0, a1); b1 = Vector512.FusedMultiplyAdd(w, V1, b1);
-                w = Vector512.Create(w2[j]);
-                a2 = Vector512.FusedMultiplyAdd(w, V0, a2); b2 = Vector512.FusedMultiplyAdd(w, V1, b2);
-                w = Vector512.Create(w3[j]);
-                a3 = Vector512.FusedMultiplyAdd(w, V0, a3); b3 = Vector512.FusedMultiplyAdd(w, V1, b3);
-            }
-            a0.Store(o0 + c); b0.Store(o0 + c + 16);
-            a1.Store(o1 + c); b1.Store(o1 + c + 16);
-            a2.Store(o2 + c); b2.Store(o2 + c + 16);
-            a3.Store(o3 + c); b3.Store(o3 + c + 16);
-        }
-        for (; c < d; c += 16)
-        {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            float* v = values + c;
-            for (int j = 0; j < count; j++, v += stride)
-            {
-                var V = Vector512.Load(v);
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[j]), V, a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[j]), V, a1);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(w2[j]), V, a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(w3[j]), V, a3);
-            }
-            a0.Store(o0 + c);
-            a1.Store(o1 + c);
-            a2.Store(o2 + c);
-            a3.Store(o3 + c);
-        }
-    }
+        => Products4(w0, w1, w2, w3, values, stride, count, d, 1f, o0, o1, o2, o3);
 
     /// <summary>
     /// Keys of one head transposed for <see cref="ScaledDots4QueriesTransposed"/>: <c>kt[c·ldk + j] = keys[j·stride + c]</c>
@@ -309,49 +266,59 @@ public static unsafe class AttentionScores
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ScaledDots4QueriesTransposed(float* q0, float* q1, float* q2, float* q3, float* kt, int ldk, int count, int d,
         float scale, float* s0, float* s1, float* s2, float* s3)
+        => Products4(q0, q1, q2, q3, kt, ldk, d, count, scale, s0, s1, s2, s3);
+
+    /// <summary>
+    /// The one kernel behind both: <c>o_k[i] = scale · Σ_r x_k[r] · m[r·ld + i]</c> for the four vectors k, r in
+    /// [0, reduce), i in [0, outputs rounded up to 16). Sixteen outputs share one vector, so each product is one
+    /// multiply-add with no horizontal sums; a scale of 1 leaves the sums exact.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Products4(float* x0, float* x1, float* x2, float* x3, float* m, int ld, int reduce, int outputs,
+        float scale, float* o0, float* o1, float* o2, float* o3)
     {
         var vs = Vector512.Create(scale);
         int j = 0;
-        // Two key vectors per pass: eight independent accumulators keep both FMA pipes busy through the latency.
-        for (; j + 32 <= count; j += 32)
+        // Two output vectors per pass: eight independent accumulators keep both FMA pipes busy through the latency.
+        for (; j + 32 <= outputs; j += 32)
         {
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
-            float* k = kt + j;
-            for (int c = 0; c < d; c++, k += ldk)
+            float* k = m + j;
+            for (int c = 0; c < reduce; c++, k += ld)
             {
                 var K0 = Vector512.Load(k);
                 var K1 = Vector512.Load(k + 16);
-                var x = Vector512.Create(q0[c]);
+                var x = Vector512.Create(x0[c]);
                 a0 = Vector512.FusedMultiplyAdd(x, K0, a0); b0 = Vector512.FusedMultiplyAdd(x, K1, b0);
-                x = Vector512.Create(q1[c]);
+                x = Vector512.Create(x1[c]);
                 a1 = Vector512.FusedMultiplyAdd(x, K0, a1); b1 = Vector512.FusedMultiplyAdd(x, K1, b1);
-                x = Vector512.Create(q2[c]);
+                x = Vector512.Create(x2[c]);
                 a2 = Vector512.FusedMultiplyAdd(x, K0, a2); b2 = Vector512.FusedMultiplyAdd(x, K1, b2);
-                x = Vector512.Create(q3[c]);
+                x = Vector512.Create(x3[c]);
                 a3 = Vector512.FusedMultiplyAdd(x, K0, a3); b3 = Vector512.FusedMultiplyAdd(x, K1, b3);
             }
-            (a0 * vs).Store(s0 + j); (b0 * vs).Store(s0 + j + 16);
-            (a1 * vs).Store(s1 + j); (b1 * vs).Store(s1 + j + 16);
-            (a2 * vs).Store(s2 + j); (b2 * vs).Store(s2 + j + 16);
-            (a3 * vs).Store(s3 + j); (b3 * vs).Store(s3 + j + 16);
+            (a0 * vs).Store(o0 + j); (b0 * vs).Store(o0 + j + 16);
+            (a1 * vs).Store(o1 + j); (b1 * vs).Store(o1 + j + 16);
+            (a2 * vs).Store(o2 + j); (b2 * vs).Store(o2 + j + 16);
+            (a3 * vs).Store(o3 + j); (b3 * vs).Store(o3 + j + 16);
         }
-        for (; j < count; j += 16)
+        for (; j < outputs; j += 16)
         {
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            float* k = kt + j;
-            for (int c = 0; c < d; c++, k += ldk)
+            float* k = m + j;
+            for (int c = 0; c < reduce; c++, k += ld)
             {
                 var K0 = Vector512.Load(k);
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[c]), K0, a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[c]), K0, a1);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[c]), K0, a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[c]), K0, a3);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(x0[c]), K0, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(x1[c]), K0, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(x2[c]), K0, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(x3[c]), K0, a3);
             }
-            (a0 * vs).Store(s0 + j);
-            (a1 * vs).Store(s1 + j);
-            (a2 * vs).Store(s2 + j);
-            (a3 * vs).Store(s3 + j);
+            (a0 * vs).Store(o0 + j);
+            (a1 * vs).Store(o1 + j);
+            (a2 * vs).Store(o2 + j);
+            (a3 * vs).Store(o3 + j);
         }
     }
 
