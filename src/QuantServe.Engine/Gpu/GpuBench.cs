@@ -18,9 +18,16 @@ namespace QuantServe.Engine.Gpu;
 /// <param name="GBs">Bytes ÷ time.</param>
 /// <param name="PercentOfPeak">GBs as a percentage of the peak bandwidth given.</param>
 /// <param name="Bytes">Bytes the kernel reads from the weight matrix (codes and scales).</param>
-/// <param name="Microseconds">Mean time of one product (CUDA events around many back-to-back launches).</param>
+/// <param name="Microseconds">Mean time of one product: CUDA events around many back-to-back launches from the host.</param>
 /// <param name="MaxRelError">Largest |y_gpu − y_ref| / max|y_ref| over sampled rows, y_ref from the CPU's DequantizeRow in double.</param>
-public sealed record GemvBenchResult(string Format, int Rows, int Cols, int Batch, long Bytes, double Microseconds, double GBs, double PercentOfPeak, double MaxRelError);
+/// <param name="GraphMicroseconds">Mean time of one product when the same launches are replayed as one CUDA graph (how a decode step runs).</param>
+/// <param name="PdlMicroseconds">The graph with programmatic dependent launch between the products (null where the device has none).</param>
+public sealed record GemvBenchResult(string Format, int Rows, int Cols, int Batch, long Bytes, double Microseconds, double GBs, double PercentOfPeak, double MaxRelError,
+    double GraphMicroseconds, double? PdlMicroseconds)
+{
+    /// <summary>Bytes ÷ the fastest of the three launch modes.</summary>
+    public double BestGBs => Bytes / (Math.Min(Microseconds, Math.Min(GraphMicroseconds, PdlMicroseconds ?? double.MaxValue)) * 1e-6) / 1e9;
+}
 
 /// <summary>One decode measurement.</summary>
 public sealed record DecodeBenchResult(int Batch, int Steps, double Seconds, double TokensPerSecond, long WeightBytesPerStep,
@@ -126,20 +133,42 @@ public static unsafe class GpuBench
                 }
             }
             for (int i = 0; i < 10; i++) backend.Kernels.Gemv(copies[i % copies.Count], dx.Pointer, xs, dy.Pointer, rows, batch, false, q);
-            double ms = d.Time(() =>
-            {
-                for (int i = 0; i < iterations; i++) backend.Kernels.Gemv(copies[i % copies.Count], dx.Pointer, xs, dy.Pointer, rows, batch, false, q);
-            });
+            void Loop() { for (int i = 0; i < iterations; i++) backend.Kernels.Gemv(copies[i % copies.Count], dx.Pointer, xs, dy.Pointer, rows, batch, false, q); }
+            double us = d.Time(Loop) * 1e3 / iterations;
+            double graphUs = TimeGraph(backend, Loop, programmatic: false) * 1e3 / iterations;
+            double? pdlUs = backend.Kernels.CanLaunchProgrammatic ? TimeGraph(backend, Loop, programmatic: true) * 1e3 / iterations : null;
             foreach (var c in copies) c.Dispose();
-            double us = ms * 1e3 / iterations;
             double gbs = gm.ReadBytes / (us * 1e-6) / 1e9;
-            return new GemvBenchResult(format.Name + (q != null ? " (dp4a)" : ""), rows, cols, batch, gm.ReadBytes, us, gbs, 100 * gbs / peakGBs, maxRef > 0 ? maxErr / maxRef : maxErr);
+            return new GemvBenchResult(format.Name + (q != null ? " (dp4a)" : ""), rows, cols, batch, gm.ReadBytes, us, gbs, 100 * gbs / peakGBs, maxRef > 0 ? maxErr / maxRef : maxErr,
+                graphUs, pdlUs);
         }
         finally
         {
             backend.Kernels.GemmMinTokens = gemmMin;
             NativeMemory.AlignedFree((void*)mem);
         }
+    }
+
+    /// <summary>
+    /// Milliseconds one replay of <paramref name="work"/> captured as a CUDA graph takes (best of three replays after one warm-up),
+    /// its kernels launched programmatically when asked.
+    /// </summary>
+    private static double TimeGraph(CudaBackend backend, Action work, bool programmatic)
+    {
+        var d = backend.Device;
+        bool was = backend.Kernels.Programmatic;
+        nint exec;
+        backend.Kernels.Programmatic = programmatic;
+        try { exec = d.Capture(work); }
+        finally { backend.Kernels.Programmatic = was; }
+        try
+        {
+            d.LaunchGraph(exec);
+            double best = double.MaxValue;
+            for (int i = 0; i < 3; i++) best = Math.Min(best, d.Time(() => d.LaunchGraph(exec)));
+            return best;
+        }
+        finally { d.DestroyGraph(exec); }
     }
 
     /// <summary>

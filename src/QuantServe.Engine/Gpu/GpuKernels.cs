@@ -25,11 +25,17 @@ public sealed unsafe class GpuKernels : IDisposable
     private readonly Dictionary<(GpuKernelKind, int), nint> _gemvqGlu = [];
     private readonly DeviceBuffer _nf4, _fp4;
 
-    /// <summary>The concatenated kernel source.</summary>
+    /// <summary>
+    /// The concatenated kernel source. Lines in the environment variable QUANTSERVE_KERNEL_DEFINES (';'-separated, e.g.
+    /// "#define GEMVQ_U1 2") are put first: a tuning knob for trying kernel variants on a device without rebuilding (the
+    /// on-disk cache is keyed by the source, so each variant compiles once).
+    /// </summary>
     public static string Source()
     {
         var asm = typeof(GpuKernels).Assembly;
-        return string.Join("\n", SourceFiles.Select(f =>
+        var defines = Environment.GetEnvironmentVariable("QUANTSERVE_KERNEL_DEFINES");
+        string prefix = string.IsNullOrWhiteSpace(defines) ? "" : string.Join("\n", defines.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)) + "\n";
+        return prefix + string.Join("\n", SourceFiles.Select(f =>
         {
             using var s = asm.GetManifestResourceStream($"QuantServe.Gpu.{f}") ?? throw new InvalidOperationException($"kernel source {f} is not embedded");
             using var r = new StreamReader(s);

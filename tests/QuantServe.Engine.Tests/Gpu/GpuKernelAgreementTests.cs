@@ -60,6 +60,7 @@ public class GpuKernelAgreementTests
         using var gpu = new GpuLlamaModel(backend.Device, backend.Kernels, model, 64);
         var prompts = new List<int[]> { model.Tokenizer.Encode("The Lord is my shepherd", addBos: true) };
         gpu.SplitAttention = false;
+        gpu.ProgrammaticLaunch = false;
         var plain = DeviceComparison.RunDevice(gpu, prompts, 8);
         gpu.SplitAttention = true;
         var split = DeviceComparison.RunDevice(gpu, prompts, 8);

@@ -26,6 +26,16 @@ __device__ __forceinline__ float h2f(u16 h)
     return f;
 }
 
+// Asks L2 for the first 8 KB of a weight row (one 128-byte line per lane and round) without holding registers: issued
+// before PDL_ENTER, since no kernel before this one writes weights, so the row's DRAM latency overlaps the previous
+// kernel's tail under programmatic launch.
+__device__ __forceinline__ void prefetch_row(const u8* p, long long bytes)
+{
+    int lane = threadIdx.x & 31;
+    long long end = bytes < 8192 ? bytes : 8192;
+    for (long long o = lane * 128; o < end; o += 32 * 128) asm volatile("prefetch.global.L2 [%0];" :: "l"(p + o));
+}
+
 __device__ __forceinline__ float warp_sum(float v)
 {
 #pragma unroll
@@ -356,9 +366,10 @@ template <int NB> __device__ __forceinline__ void unit_nf4(const Mat& m, int row
 #define DEFINE_GEMV(NAME, UNIT)                                                                                       \
     template <int NB> __device__ void NAME##_body(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add) \
     {                                                                                                                 \
-        PDL_ENTER();                                                                                                  \
         int lane = threadIdx.x & 31;                                                                                  \
         int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);                                               \
+        if (row < rows) prefetch_row(m.q + row * m.qStride, m.qStride);                                               \
+        PDL_ENTER();                                                                                                  \
         if (row >= rows) return;                                                                                      \
         float acc[NB];                                                                                                \
         _Pragma("unroll") for (int b = 0; b < NB; b++) acc[b] = 0.f;                                                  \
@@ -381,12 +392,13 @@ DEFINE_GEMV(gemv_int8, unit_int8)
 
 template <int NB> __device__ void gemv_nf4_body(Mat m, int rows, const float* x, int xs, float* y, int ys, int nb, int add, const float* lutg)
 {
+    int lane = threadIdx.x & 31;
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row < rows) prefetch_row(m.q + row * m.qStride, m.qStride);
     PDL_ENTER();
     __shared__ float lut[16];
     if (threadIdx.x < 16) lut[threadIdx.x] = lutg[threadIdx.x];
     __syncthreads();
-    int lane = threadIdx.x & 31;
-    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (row >= rows) return;
     float acc[NB];
 #pragma unroll

@@ -95,30 +95,34 @@ __device__ __forceinline__ int dot4(const uint4& w, const uint4& x, int acc)
 #define FMT_Q4_K 2
 #define FMT_INT4 3
 
-// A row's scale and offset for piece o (see the contribution below), loaded before the activations.
-template <int FMT> __device__ __forceinline__ void piece_scale(const Mat& m, int row, int o, int gshift, float& scale, float& offset)
+// A piece's raw scale bits, loaded together with its codes (they come from DRAM too, and loading them only when the
+// piece is multiplied would add a second memory latency per round) and decoded by piece_scale when used.
+template <int FMT> struct ScaleBits { u32 a, b; };   // Q8_0, Q4_0: a = fp16 scale; int4: a = float scale bits, b = zero point
+template <> struct ScaleBits<FMT_Q4_K> { uint4 h; }; // the super-block header: fp16 d, fp16 dmin, 12 packed 6-bit scale/min bytes
+
+template <int FMT> __device__ __forceinline__ ScaleBits<FMT> load_scale(const Mat& m, int row, int o, int gshift)
 {
-    if constexpr (FMT == FMT_Q8_0)
-    {
-        scale = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[o >> 1]);
-        offset = 0.f;
-    }
-    else if constexpr (FMT == FMT_Q4_0)
-    {
-        scale = h2f(reinterpret_cast<const u16*>(m.s + row * m.sStride)[o]);
-        offset = 8.f * scale;
-    }
+    ScaleBits<FMT> r;
+    const u8* s = m.s + row * m.sStride;
+    if constexpr (FMT == FMT_Q8_0) r.a = __ldg(reinterpret_cast<const u16*>(s) + (o >> 1));
+    else if constexpr (FMT == FMT_Q4_0) r.a = __ldg(reinterpret_cast<const u16*>(s) + o);
     else if constexpr (FMT == FMT_INT4)
     {
         int g = gshift >= 0 ? (o * 32) >> gshift : (o * 32) / m.group;
-        scale = reinterpret_cast<const float*>(m.s + row * m.sStride)[g];
-        offset = scale * (m.z ? (float)m.z[row * (m.sStride / 4) + g] : 8.f);
+        r.a = __ldg(reinterpret_cast<const u32*>(s) + g);
+        r.b = m.z ? (u32)__ldg(m.z + row * (m.sStride / 4) + g) : 8u;
     }
-    else
-    {
-        uint4 hd = __ldg(reinterpret_cast<const uint4*>(m.s + row * m.sStride + (o >> 3) * 16));
-        q4k_scale(hd, o & 7, scale, offset);
-    }
+    else r.h = __ldg(reinterpret_cast<const uint4*>(s + (o >> 3) * 16));
+    return r;
+}
+
+// A piece's scale and offset (see the contribution below) from its raw bits.
+template <int FMT> __device__ __forceinline__ void piece_scale(const ScaleBits<FMT>& b, int o, float& scale, float& offset)
+{
+    if constexpr (FMT == FMT_Q8_0) { scale = h2f((u16)b.a); offset = 0.f; }
+    else if constexpr (FMT == FMT_Q4_0) { scale = h2f((u16)b.a); offset = 8.f * scale; }
+    else if constexpr (FMT == FMT_INT4) { scale = __uint_as_float(b.a); offset = scale * (float)b.b; }
+    else q4k_scale(b.h, o & 7, scale, offset);
 }
 
 // Adds piece o (codes w[r] of rows row[r], r < R) times each activation row b < nb into acc[r][b]; the activation block
@@ -128,12 +132,12 @@ template <int FMT> __device__ __forceinline__ void piece_scale(const Mat& m, int
 //   Q4_K: (d · sc_k) · d_x · Σ u q_x − (dmin · m_k) · d_x Σ q_x, sub-block k = o % 8 of super-block o / 8 (header: fp16 d,
 //         fp16 dmin, the 12 packed 6-bit scale/min bytes).
 //   int4: s_g · (d_x · Σ u q_x − z_g · d_x Σ q_x), group g = 32·o / group, z = 8 when symmetric.
-template <int FMT, int NB, int R> __device__ __forceinline__ void pieces(const Mat& m, const int* row, int o, const uint4* w, int gshift,
+template <int FMT, int NB, int R> __device__ __forceinline__ void pieces(int o, const uint4* w, const ScaleBits<FMT>* sb,
     const QAct& a, int nb, float (*acc)[NB])
 {
     float scale[R], offset[R];
 #pragma unroll
-    for (int r = 0; r < R; r++) piece_scale<FMT>(m, row[r], o, gshift, scale[r], offset[r]);
+    for (int r = 0; r < R; r++) piece_scale<FMT>(sb[r], o, scale[r], offset[r]);
     if constexpr (FMT == FMT_Q8_0)
     {
 #pragma unroll
@@ -166,10 +170,9 @@ template <int FMT, int NB, int R> __device__ __forceinline__ void pieces(const M
 // SiLU(gate) · up), so every activation block loaded serves R weight rows. Each lane issues U independent 16-byte
 // weight loads per row before using any (a warp keeps R · U · 512 bytes in flight); the last round is guarded, so a row
 // whose piece count is not a multiple of 32·U still has all its loads in flight together.
-template <int FMT, int NB, bool GLU, int R, int U> __device__ void gemvq_body(const Mat& m, int rows, const QAct& a, float* y, int ys, int nb, int add)
+template <int FMT, int NB, bool GLU, int R, int U, bool PIPE> __device__ void gemvq_body(const Mat& m, int rows, const QAct& a, float* y, int ys, int nb, int add)
 {
     static_assert(!GLU || R == 2, "GLU pairs a gate row with its up row");
-    PDL_ENTER();
     int lane = threadIdx.x & 31;
     int w = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int row[R];
@@ -188,17 +191,40 @@ template <int FMT, int NB, bool GLU, int R, int U> __device__ void gemvq_body(co
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int b = 0; b < NB; b++) acc[r][b] = 0.f;
-    for (int o = lane; o < n; o += 32 * U)
+    // The weights are never written by the kernels before this one on the stream, so the first round is loaded before
+    // waiting for them (PDL_ENTER): under programmatic launch its DRAM latency overlaps the previous kernel's tail.
+    uint4 wt[U][R];
+    ScaleBits<FMT> sc[U][R];
+    auto load = [&](uint4 (&w)[U][R], ScaleBits<FMT> (&s)[U][R], int o)
     {
-        uint4 wt[U][R];
 #pragma unroll
         for (int i = 0; i < U; i++)
 #pragma unroll
             for (int r = 0; r < R; r++)
-                wt[i][r] = o + 32 * i < n ? ldw(m.q + row[r] * m.qStride + (long long)(o + 32 * i) * 16) : make_uint4(0u, 0u, 0u, 0u);
+                w[i][r] = o + 32 * i < n ? ldw(m.q + row[r] * m.qStride + (long long)(o + 32 * i) * 16) : make_uint4(0u, 0u, 0u, 0u);
 #pragma unroll
         for (int i = 0; i < U; i++)
-            if (o + 32 * i < n) pieces<FMT, NB, R>(m, row, o + 32 * i, wt[i], gshift, a, nb, acc);
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                if (o + 32 * i < n) s[i][r] = load_scale<FMT>(m, row[r], o + 32 * i, gshift);
+    };
+    load(wt, sc, lane);
+    PDL_ENTER();
+    for (int o = lane; o < n; o += 32 * U)
+    {
+        // PIPE: a software pipeline, the next round's loads are issued before this round's arithmetic.
+        uint4 wn[U][R];
+        ScaleBits<FMT> sn[U][R];
+        if constexpr (PIPE) load(wn, sn, o + 32 * U);
+        else if (o != lane) load(wt, sc, o);
+#pragma unroll
+        for (int i = 0; i < U; i++)
+            if (o + 32 * i < n) pieces<FMT, NB, R>(o + 32 * i, wt[i], sc[i], a, nb, acc);
+        if constexpr (PIPE)
+#pragma unroll
+            for (int i = 0; i < U; i++)
+#pragma unroll
+                for (int r = 0; r < R; r++) { wt[i][r] = wn[i][r]; sc[i][r] = sn[i][r]; }
     }
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -220,17 +246,36 @@ template <int FMT, int NB, bool GLU, int R, int U> __device__ void gemvq_body(co
     }
 }
 
-// Batch 1, measured on an H100 (gpu bench --gemv, 8192² and 4096×14336): occupancy decides, so the kernels are held to
-// 64 registers (8 resident blocks of 4 warps per SM) with one row per warp and 4 loads in flight per lane; two rows per
-// warp (sharing activation loads) or 8 loads per lane need more registers and measured 5-15% slower. The GLU kernel
-// pairs its two rows by construction and keeps 2 loads per row. Batch tiles (4, 16) keep 4 loads and two rows.
-#define GEMVQ_ENTRY(NAME, FMT, NB, R, U, MINB)                                                                         \
+// Batch 1, measured on an H100 (gpu bench --gemv, 8192² and 4096×14336, CUDA graph with programmatic launch): occupancy
+// decides, so the kernels are held to 64 registers (8 resident blocks of 4 warps per SM) with one row per warp; a software
+// pipeline of 2 loads per lane (the next round's codes and scale bits in flight while this round multiplies) measured
+// Q4_K 64.6 → 76.1%, int4 75.5 → 79.2% of peak over 4 loads without it; 3 pipelined loads, or 4 without the pipeline at 6
+// blocks per SM, were 5-15% slower, as was sharing activation loads between two rows per warp. The GLU kernel pairs its two
+// rows by construction and keeps 1 pipelined load per row. Batch tiles (4, 16) keep 4 loads and two rows.
+#define GEMVQ_ENTRY(NAME, FMT, NB, R, U, MINB, PIPE, GLU_U)                                                         \
     extern "C" __global__ void __launch_bounds__(128, MINB) NAME##_##NB(Mat m, int rows, QAct a, float* y, int ys, int nb, int add) \
-    { gemvq_body<FMT, NB, false, R, U>(m, rows, a, y, ys, nb, add); }                                                 \
+    { gemvq_body<FMT, NB, false, R, U, PIPE>(m, rows, a, y, ys, nb, add); }                                           \
     extern "C" __global__ void __launch_bounds__(128, MINB) NAME##_glu_##NB(Mat m, int rows, QAct a, float* y, int ys, int nb, int add) \
-    { gemvq_body<FMT, NB, true, 2, NB == 1 ? 2 : U>(m, rows, a, y, ys, nb, add); }
-#define DEFINE_GEMVQ(NAME, FMT) GEMVQ_ENTRY(NAME, FMT, 1, 1, 4, 8) GEMVQ_ENTRY(NAME, FMT, 4, 2, 4, 1)            \
-    GEMVQ_ENTRY(NAME, FMT, 16, 2, 4, 1)
+    { gemvq_body<FMT, NB, true, 2, GLU_U, PIPE>(m, rows, a, y, ys, nb, add); }
+// Batch-1 shape (rows per warp, loads per lane, resident blocks, pipelined, GLU loads per lane), overridable for tuning
+// (QUANTSERVE_KERNEL_DEFINES).
+#ifndef GEMVQ_R1
+#define GEMVQ_R1 1
+#endif
+#ifndef GEMVQ_U1
+#define GEMVQ_U1 2
+#endif
+#ifndef GEMVQ_MINB1
+#define GEMVQ_MINB1 8
+#endif
+#ifndef GEMVQ_PIPE1
+#define GEMVQ_PIPE1 true
+#endif
+#ifndef GEMVQ_GLU_U1
+#define GEMVQ_GLU_U1 1
+#endif
+#define DEFINE_GEMVQ(NAME, FMT) GEMVQ_ENTRY(NAME, FMT, 1, GEMVQ_R1, GEMVQ_U1, GEMVQ_MINB1, GEMVQ_PIPE1, GEMVQ_GLU_U1) \
+    GEMVQ_ENTRY(NAME, FMT, 4, 2, 4, 1, false, 4) GEMVQ_ENTRY(NAME, FMT, 16, 2, 4, 1, false, 4)
 
 DEFINE_GEMVQ(gemvq_q8_0, FMT_Q8_0)
 DEFINE_GEMVQ(gemvq_q4_0, FMT_Q4_0)
