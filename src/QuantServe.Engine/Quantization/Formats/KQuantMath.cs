@@ -39,9 +39,9 @@ internal static class KQuantMath
         return BitConverter.UInt32BitsToSingle(sign | bits);
     }
 
-    /// <summary>float → IEEE binary16 bits, rounding to nearest even (ggml's GGML_FP32_TO_FP16).</summary>
+    /// <summary>float → IEEE binary16 bits, rounding to nearest even (ggml's GGML_FP32_TO_FP16; <see cref="GgmlFp16.FromFloat"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ushort Fp32ToFp16(float f) => BitConverter.HalfToUInt16Bits((Half)f);
+    public static ushort Fp32ToFp16(float f) => GgmlFp16.FromFloat(f);
 
     /// <summary>Unpacks the 6-bit scale and min of sub-block <paramref name="j"/> (0..7) from Q4_K/Q5_K's 12 scale bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
