@@ -19,9 +19,9 @@ public enum GpuKernelKind
     Q4_0,
     /// <summary>Q4_K: codes repacked into per-sub-block 16-byte pieces, 16-byte super-block headers apart (see <see cref="Q4KRepack"/>).</summary>
     Q4_K,
-    /// <summary>Q5_K native 176-byte super-blocks.</summary>
+    /// <summary>Q5_K: low bits in per-sub-block 16-byte pieces, fifth bits and headers apart (see <see cref="Q5KRepack"/>).</summary>
     Q5_K,
-    /// <summary>Q6_K split into 192-byte code blocks, int8 scales and fp16 d.</summary>
+    /// <summary>Q6_K: low nibbles in per-32-element 16-byte pieces, high parts, int8 scales and fp16 d apart (see <see cref="Q6KRepack"/>).</summary>
     Q6_K,
     /// <summary>IntGroup 4-bit (symmetric or asymmetric).</summary>
     Int4,
@@ -41,9 +41,9 @@ internal struct GpuMat
 }
 
 /// <summary>
-/// A weight matrix resident on the device in the layout its GEMV kernel reads. Formats whose blocks are 16-byte aligned
-/// (Q5_K, F32/F16 with padded rows) are copied as stored; Q4_K is repacked (<see cref="Q4KRepack"/>); Q8_0, Q4_0, Q6_K,
-/// IntGroup and NF4 rows are split into a
+/// A weight matrix resident on the device in the layout its GEMV kernel reads. F32/F16 rows are copied as stored (padded);
+/// the k-quants are repacked into 16-byte pieces (<see cref="Q4KRepack"/>, <see cref="Q5KRepack"/>, <see cref="Q6KRepack"/>);
+/// Q8_0, Q4_0, IntGroup and NF4 rows are split into a
 /// 16-byte-aligned code array and separate scale arrays so each lane loads its unit with 128-bit loads; a format without
 /// a kernel (Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, 2/3-bit integers, LLM.int8, BF16) is dequantized on upload to F16.
 /// </summary>
@@ -167,7 +167,7 @@ public sealed unsafe class GpuMatrix : IDisposable
                 qBytes = host.Length;
                 break;
             }
-            case GpuKernelKind.Q4_K or GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Int4:
+            case GpuKernelKind.Q4_K or GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Int4 or GpuKernelKind.Q5_K or GpuKernelKind.Q6_K:
             {
                 var (codes, scales, zeros) = DotLayout(w, ref mat);
                 qBytes = Align16(codes.Length);
@@ -177,34 +177,6 @@ public sealed unsafe class GpuMatrix : IDisposable
                 codes.CopyTo(host, 0);
                 scales.CopyTo(host, qBytes);
                 if (zeros != null) { zeros.CopyTo(host, zOffset); mat.Z = (ulong)zOffset; }
-                break;
-            }
-            case GpuKernelKind.Q5_K:
-                mat.QStride = w.RowBytes; mat.Units = cols / 256 * 4;
-                host = new byte[rows * w.RowBytes];
-                new ReadOnlySpan<byte>(w.Data, host.Length).CopyTo(host);
-                qBytes = host.Length;
-                break;
-            case GpuKernelKind.Q6_K:
-            {
-                int nsb = cols / 256;
-                mat.QStride = nsb * 192L; mat.SStride = nsb * 16L; mat.Units = nsb * 4;
-                qBytes = rows * mat.QStride;
-                sBytes = rows * mat.SStride + Align16(rows * nsb * 2L);
-                host = new byte[qBytes + sBytes];
-                long dOffset = qBytes + rows * mat.SStride;
-                for (int r = 0; r < rows; r++)
-                {
-                    var src = w.RowSpan(r);
-                    for (int b = 0; b < nsb; b++)
-                    {
-                        var blk = src.Slice(b * 210, 210);
-                        blk[..192].CopyTo(host.AsSpan((int)(r * mat.QStride + b * 192)));
-                        blk.Slice(192, 16).CopyTo(host.AsSpan((int)(qBytes + r * mat.SStride + b * 16)));
-                        blk.Slice(208, 2).CopyTo(host.AsSpan((int)(dOffset + (r * nsb + b) * 2L)));
-                    }
-                }
-                mat.Z = (ulong)dOffset; // relative until the buffer exists
                 break;
             }
             case GpuKernelKind.Int8:
@@ -265,8 +237,10 @@ public sealed unsafe class GpuMatrix : IDisposable
 
     /// <summary>
     /// The split layout of the integer-dot kinds: codes [rows][qStride] in 16-byte pieces (Q8_0: 32 codes per block; Q4_0,
-    /// int4: 16 bytes per 32 codes; Q4_K: repacked per sub-block, see <see cref="Q4KRepack"/>), scales [rows][sStride]
-    /// (Q8_0/Q4_0: fp16 d per block; int4: f32 per group; Q4_K: the 16-byte super-block headers) and, for asymmetric int4,
+    /// int4: 16 bytes per 32 codes; Q4_K, Q5_K, Q6_K: repacked per 32 elements, see <see cref="Q4KRepack"/>,
+    /// <see cref="Q5KRepack"/>, <see cref="Q6KRepack"/>, whose high bits follow a row's pieces), scales [rows][sStride]
+    /// (Q8_0/Q4_0: fp16 d per block; int4: f32 per group; Q4_K, Q5_K: the 16-byte super-block headers; Q6_K: int8 scales then
+    /// fp16 d) and, for asymmetric int4,
     /// zero points [rows][groups]. Sets the strides, units and group of <paramref name="mat"/>.
     /// </summary>
     private static (byte[] Codes, byte[] Scales, byte[]? Zeros) DotLayout(WeightMatrix w, ref GpuMat mat)
@@ -284,6 +258,26 @@ public sealed unsafe class GpuMatrix : IDisposable
                 scales = new byte[rows * mat.SStride];
                 for (int r = 0; r < rows; r++)
                     Q4KRepack.Row(w.RowSpan(r), codes.AsSpan((int)(r * mat.QStride), (int)mat.QStride), scales.AsSpan((int)(r * mat.SStride), (int)mat.SStride));
+                break;
+            }
+            case GpuKernelKind.Q5_K:
+            {
+                int nsb = cols / 256;
+                mat.QStride = nsb * (long)Q5KRepack.CodeBytes; mat.SStride = nsb * 16L; mat.Units = nsb * 8;
+                codes = new byte[rows * mat.QStride];
+                scales = new byte[rows * mat.SStride];
+                for (int r = 0; r < rows; r++)
+                    Q5KRepack.Row(w.RowSpan(r), codes.AsSpan((int)(r * mat.QStride), (int)mat.QStride), scales.AsSpan((int)(r * mat.SStride), (int)mat.SStride));
+                break;
+            }
+            case GpuKernelKind.Q6_K:
+            {
+                int nsb = cols / 256;
+                mat.QStride = nsb * (long)Q6KRepack.CodeBytes; mat.SStride = nsb * (long)Q6KRepack.ScaleBytes; mat.Units = nsb * 8;
+                codes = new byte[rows * mat.QStride];
+                scales = new byte[rows * mat.SStride];
+                for (int r = 0; r < rows; r++)
+                    Q6KRepack.Row(w.RowSpan(r), codes.AsSpan((int)(r * mat.QStride), (int)mat.QStride), scales.AsSpan((int)(r * mat.SStride), (int)mat.SStride));
                 break;
             }
             case GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0:
@@ -334,7 +328,7 @@ public sealed unsafe class GpuMatrix : IDisposable
     {
         if (parts.Count < 2) return false;
         var kind = KernelFor(parts[0].Format, parts[0].Cols);
-        if (kind is not (GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Q4_K or GpuKernelKind.Int4)) return false;
+        if (kind is not (GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Q4_K or GpuKernelKind.Q5_K or GpuKernelKind.Q6_K or GpuKernelKind.Int4)) return false;
         return parts.All(p => p.Format.Name == parts[0].Format.Name && p.Cols == parts[0].Cols && p.Format.RowBytes(p.Cols) == parts[0].RowBytes);
     }
 

@@ -17,12 +17,6 @@ public unsafe class GpuGemmTests
     private static float Half(byte[] b, long offset) => (float)BitConverter.ToHalf(b, (int)offset);
     private static float Single(byte[] b, long offset) => BitConverter.ToSingle(b, (int)offset);
 
-    private static void ScaleMin(int j, byte[] b, long q, out int d, out int m)
-    {
-        if (j < 4) { d = b[q + j] & 63; m = b[q + j + 4] & 63; }
-        else { d = (b[q + j + 4] & 0xF) | ((b[q + j - 4] >> 6) << 4); m = (b[q + j + 4] >> 4) | ((b[q + j] >> 6) << 4); }
-    }
-
     /// <summary>What the load/put pair of gemm.cu's slice struct for <paramref name="kind"/> produces (before F16 rounding).</summary>
     private static void Slice(GpuKernelKind kind, byte[] host, GpuMat m, int row, int k0, float[] lut, Span<float> dst)
     {
@@ -43,8 +37,8 @@ public unsafe class GpuGemmTests
                     ? Single(host, s + k / 16 * 16 / m.Group * 4) * (host[q + k] - (m.Z != 0 ? host[(long)m.Z + row * (m.SStride / 4) + k / 16 * 16 / m.Group] : 128f))
                     : 0,
                 GpuKernelKind.Q4_K => Q4K(host, q, s, m, k0, e),
-                GpuKernelKind.Q5_K => Q5K(host, q, m, k0, e),
-                GpuKernelKind.Q6_K => Q6K(host, q, s, m, row, k0, e),
+                GpuKernelKind.Q5_K => Q5K(host, q, s, m, k0, e),
+                GpuKernelKind.Q6_K => Q6K(host, q, s, m, k0, e),
                 GpuKernelKind.Codebook => k0 / 64 < m.Units ? Single(host, s + k0 / 64 * 4) * lut[(host[q + k0 / 64 * 32 + e] >> (4 * ((k0 >> 5) & 1))) & 15] : 0,
                 _ => throw new ArgumentOutOfRangeException(nameof(kind)),
             };
@@ -68,27 +62,21 @@ public unsafe class GpuGemmTests
         return d * code - mn;
     }
 
-    private static float Q5K(byte[] b, long q, GpuMat m, int k0, int e)
+    // Q5_K and Q6_K repacked at upload: the repack's own reading of a row's codes and scales (Q5KRepack / Q6KRepack.Dequantize).
+    private static float Q5K(byte[] b, long q, long s, GpuMat m, int k0, int e)
     {
-        if (k0 / 64 >= m.Units) return 0;
-        int sb = k0 >> 8, cc = (k0 >> 6) & 3, h = (k0 >> 5) & 1;
-        long blk = q + sb * 176;
-        ScaleMin(2 * cc + h, b, blk + 4, out int sc, out int mi);
-        float d = Half(b, blk) * sc, mn = Half(b, blk + 2) * mi;
-        int code = (b[blk + 48 + 32 * cc + e] >> (4 * h)) & 15;
-        code |= ((b[blk + 16 + e] >> (2 * cc + h)) & 1) << 4;
-        return d * code - mn;
+        if (k0 / 32 >= m.Units) return 0;
+        var row = new float[m.Units * 32];
+        Q5KRepack.Dequantize(b.AsSpan((int)q, (int)m.QStride), b.AsSpan((int)s, (int)m.SStride), row);
+        return row[k0 + e];
     }
 
-    private static float Q6K(byte[] b, long q, long s, GpuMat m, int row, int k0, int e)
+    private static float Q6K(byte[] b, long q, long s, GpuMat m, int k0, int e)
     {
-        if (k0 / 64 >= m.Units) return 0;
-        int sb = k0 >> 8, n = (k0 >> 7) & 1, j = (k0 >> 5) & 3;
-        long blk = q + sb * 192;
-        int ql = b[blk + 64 * n + 32 * (j & 1) + e], qh = b[blk + 128 + 32 * n + e];
-        int v = (((ql >> (j >= 2 ? 4 : 0)) & 15) | (((qh >> (2 * j)) & 3) << 4)) - 32;
-        float d = Half(b, (long)m.Z + row * (m.SStride / 8) + sb * 2);
-        return d * (sbyte)b[s + sb * 16 + 8 * n + 2 * j + e / 16] * v;
+        if (k0 / 32 >= m.Units) return 0;
+        var row = new float[m.Units * 32];
+        Q6KRepack.Dequantize(b.AsSpan((int)q, (int)m.QStride), b.AsSpan((int)s, (int)m.SStride), row);
+        return row[k0 + e];
     }
 
     [Theory]
@@ -146,6 +134,8 @@ public unsafe class GpuGemmTests
     [InlineData("Q8_0", 800)]
     [InlineData("Q4_0", 800)]
     [InlineData("Q4_K", 768)]
+    [InlineData("Q5_K", 768)]
+    [InlineData("Q6_K", 768)]
     [InlineData("int4-g128", 896)]
     [InlineData("int4-g64-asym", 896)]
     public void SliceModel_StackedLayoutAndItsViews_EqualEachPartsDequantizeRow(string name, int cols)

@@ -44,12 +44,6 @@ __device__ __forceinline__ u32 gm_byte(const uint4& v, int j)
 }
 __device__ __forceinline__ u32 gm_word(const uint4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 
-__device__ __forceinline__ void gm_scale_min(int j, const u8* q, int& d, int& mn)
-{
-    if (j < 4) { d = q[j] & 63; mn = q[j + 4] & 63; }
-    else { d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
-}
-
 // ---- weight slices: load(m, row, k0) reads the 32 elements k0 .. k0 + 31 of a row into registers (zeros past the
 // row's units); put(out) writes them as 16 packed F16 pairs in column order. ----
 
@@ -192,90 +186,66 @@ struct GmQ4_K
     }
 };
 
-// Q5_K native 176-byte super-blocks (k0 = 256 sb + 64 c + 32 h; the 32 code bytes 32c .. 32c + 31 hold sub-block 2c in
-// their low nibbles and 2c + 1 in their high nibbles; value d * scale * q - dmin * min) with the fifth bit of element l of sub-block k in bit k of qh[l].
+// Q5_K as repacked at upload (Q5KRepack, gemv.cu's unit_q5_k): piece u = k0 / 32 in 16 bytes, its fifth-bit word at
+// 16 · units + 4u of the row's codes, its super-block header at m.s; value d * sc * q - dmin * m (q4k_scale, q5k_code).
 struct GmQ5_K
 {
-    uint4 a, c, e0, e1;
+    uint4 a;
+    u32 f;
     float d, mn;
-    int h, bit;
     __device__ void load(const Mat& m, int row, int k0, const float*)
     {
-        int sb = k0 >> 8, cc = (k0 >> 6) & 3;
-        h = (k0 >> 5) & 1;
-        bit = 2 * cc + h;
-        bool ok = (k0 >> 6) < m.units;
-        const u8* blk = m.q + row * m.qStride + sb * 176;
-        uint4 zero = make_uint4(0, 0, 0, 0);
-        a = ok ? gm_ld16(blk + 48 + 32 * cc) : zero;
-        c = ok ? gm_ld16(blk + 64 + 32 * cc) : zero;
-        e0 = ok ? gm_ld16(blk + 16) : zero;
-        e1 = ok ? gm_ld16(blk + 32) : zero;
+        int u = k0 >> 5;
+        bool ok = u < m.units;
+        const u8* base = m.q + row * m.qStride;
+        a = ok ? gm_ld16(base + u * 16) : make_uint4(0, 0, 0, 0);
+        f = ok ? __ldg(reinterpret_cast<const u32*>(base + (long long)m.units * 16) + u) : 0u;
         d = 0.f; mn = 0.f;
-        if (ok)
-        {
-            int sc, mi;
-            gm_scale_min(bit, blk + 4, sc, mi);
-            u32 dd = *reinterpret_cast<const u32*>(blk);
-            d = gm_h2f((u16)(dd & 0xffff)) * sc;
-            mn = gm_h2f((u16)(dd >> 16)) * mi;
-        }
-    }
-    __device__ float at(const uint4& q, const uint4& e, int j) const
-    {
-        return d * (float)(((gm_byte(q, j) >> (4 * h)) & 15) | (((gm_byte(e, j) >> bit) & 1) << 4)) - mn;
+        if (ok) q4k_scale(gm_ld16(m.s + row * m.sStride + (u >> 3) * 16), u & 7, d, mn);
     }
     __device__ void put(u32* out) const
     {
 #pragma unroll
         for (int j = 0; j < 16; j += 2)
         {
-            out[j / 2] = gm_pack(at(a, e0, j), at(a, e0, j + 1));
-            out[8 + j / 2] = gm_pack(at(c, e1, j), at(c, e1, j + 1));
+            out[j / 2] = gm_pack(d * (float)q5k_code(a, f, j) - mn, d * (float)q5k_code(a, f, j + 1) - mn);
+            out[8 + j / 2] = gm_pack(d * (float)q5k_code(a, f, 16 + j) - mn, d * (float)q5k_code(a, f, 17 + j) - mn);
         }
     }
 };
 
-// Q6_K split layout (codes [rows][nsb][192] = ql 128 + qh 64, int8 scales [rows][nsb][16], fp16 d at m.z): k0 = 256 sb +
-// 128 n + 32 j covers l = 0..31 of quarter j of half n: low (j < 2) or high nibble of ql[64n + 32(j & 1) + l], two bits
-// 2j of qh[32n + l], minus 32; scale sc[8n + l / 16 + 2j].
+// Q6_K as repacked at upload (Q6KRepack, gemv.cu's unit_q6_k): piece u = k0 / 32 in 16 bytes, its 8-byte high-part word
+// at 16 · units + 8u of the row's codes, int8 scales 2u, 2u + 1 and (after 2 · units scale bytes) fp16 d of super-block
+// u / 8 at m.s; value d * sc * (q - 32) (q6k_code).
 struct GmQ6_K
 {
-    uint4 a0, a1, e0, e1;
+    uint4 a;
+    uint2 hb;
     float s0, s1;
-    int j;
     __device__ void load(const Mat& m, int row, int k0, const float*)
     {
-        int sb = k0 >> 8, n = (k0 >> 7) & 1;
-        j = (k0 >> 5) & 3;
-        bool ok = (k0 >> 6) < m.units;
-        const u8* blk = m.q + row * m.qStride + sb * 192;
-        uint4 zero = make_uint4(0, 0, 0, 0);
-        a0 = ok ? gm_ld16(blk + 64 * n + 32 * (j & 1)) : zero;
-        a1 = ok ? gm_ld16(blk + 64 * n + 32 * (j & 1) + 16) : zero;
-        e0 = ok ? gm_ld16(blk + 128 + 32 * n) : zero;
-        e1 = ok ? gm_ld16(blk + 128 + 32 * n + 16) : zero;
+        int u = k0 >> 5;
+        bool ok = u < m.units;
+        const u8* base = m.q + row * m.qStride;
+        a = ok ? gm_ld16(base + u * 16) : make_uint4(0, 0, 0, 0);
+        hb = ok ? __ldg(reinterpret_cast<const uint2*>(base + (long long)m.units * 16) + u) : make_uint2(0, 0);
         s0 = 0.f; s1 = 0.f;
         if (ok)
         {
-            const i8* sc = reinterpret_cast<const i8*>(m.s + row * m.sStride + sb * 16) + 8 * n + 2 * j;
-            float d = gm_h2f(reinterpret_cast<const u16*>(m.z + row * (m.sStride / 8))[sb]);
-            s0 = d * sc[0];
-            s1 = d * sc[1];
+            const u8* srow = m.s + row * m.sStride;
+            u32 sp = __ldg(reinterpret_cast<const u16*>(srow) + u);
+            float d = gm_h2f(__ldg(reinterpret_cast<const u16*>(srow + m.units * 2) + (u >> 3)));
+            s0 = d * (float)(i8)(sp & 255u);
+            s1 = d * (float)(i8)(sp >> 8);
         }
-    }
-    __device__ float at(const uint4& q, const uint4& e, int l, float s) const
-    {
-        int v = (int)(((gm_byte(q, l) >> (j >= 2 ? 4 : 0)) & 15) | (((gm_byte(e, l) >> (2 * j)) & 3) << 4)) - 32;
-        return s * (float)v;
     }
     __device__ void put(u32* out) const
     {
 #pragma unroll
-        for (int l = 0; l < 16; l += 2)
+        for (int j = 0; j < 16; j += 2)
         {
-            out[l / 2] = gm_pack(at(a0, e0, l, s0), at(a0, e0, l + 1, s0));
-            out[8 + l / 2] = gm_pack(at(a1, e1, l, s1), at(a1, e1, l + 1, s1));
+            out[j / 2] = gm_pack(s0 * (float)q6k_code(a, hb, j), s0 * (float)q6k_code(a, hb, j + 1));
+            out[8 + j / 2] = gm_pack(s1 * (float)q6k_code(a, hb, 16 + j), s1 * (float)q6k_code(a, hb, 17 + j));
         }
     }
 };

@@ -141,13 +141,6 @@ template <int NB> __device__ __forceinline__ void unit_q4_0(const Mat& m, int ro
     }
 }
 
-// k-quant 6-bit scale/min pair `j` (0..7) of a Q4_K/Q5_K super-block's 12 scale bytes.
-__device__ __forceinline__ void scale_min_k4(int j, const u8* q, int& d, int& mn)
-{
-    if (j < 4) { d = q[j] & 63; mn = q[j + 4] & 63; }
-    else { d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
-}
-
 // Q4_K sub-block k (0..7) of a super-block header (x: fp16 d | fp16 dmin << 16; y, z, w: the 12 packed scale bytes
 // q[0..11]): scale = d · sc_k and offset = dmin · m_k, where for k < 4 sc = q[k] & 63, m = q[k + 4] & 63, else
 // sc = (q[k + 4] & 15) | (q[k − 4] >> 6) << 4 and m = (q[k + 4] >> 4) | (q[k] >> 6) << 4 — ggml's get_scale_min_k4, with
@@ -186,89 +179,70 @@ template <int NB> __device__ __forceinline__ void unit_q4_k(const Mat& m, int ro
     }
 }
 
-// Q5_K native blocks of 176 bytes (d, dmin, 12 scale bytes, 32 high-bit bytes, 128 code bytes). Unit as Q4_K; the fifth
-// bit of element l of sub-block k is bit k of qh[l].
+// Code e (0..31) of a repacked Q5_K piece (Q5KRepack): low bits from piece byte e mod 16 (low nibble for e < 16, else
+// high), fifth bit from the piece's word f: byte (e mod 16) mod 4, bit ⌊(e mod 16) / 4⌋ (+ 4 for e ≥ 16).
+__device__ __forceinline__ u32 q5k_code(const uint4& a, u32 f, int e)
+{
+    int i = e & 15, h = e >> 4;
+    return ((byte_of(a, i) >> (4 * h)) & 15u) | (((f >> (8 * (i & 3) + 4 * h + (i >> 2))) & 1u) << 4);
+}
+
+// Code e (0..31) of a repacked Q6_K piece (Q6KRepack), minus 32: low bits from piece byte i = e mod 16 as for Q5_K, high
+// part from the piece's 8-byte word hb: half ⌊i / 8⌋, byte i mod 4, bits 4 ⌊i / 4⌋ mod 2 + 2 (e ≥ 16) .. + 1.
+__device__ __forceinline__ int q6k_code(const uint4& a, const uint2& hb, int e)
+{
+    int i = e & 15, h = e >> 4, t = i >> 2;
+    u32 w = t < 2 ? hb.x : hb.y;
+    return (int)(((byte_of(a, i) >> (4 * h)) & 15u) | (((w >> (8 * (i & 3) + 4 * (t & 1) + 2 * h)) & 3u) << 4)) - 32;
+}
+
+// Q5_K repacked at upload (Q5KRepack): row codes = units pieces of 16 bytes then units fifth-bit words of 4 bytes, headers
+// [rows][nsb] × 16 bytes at m.s. Unit = one 32-element piece: w = d · sc · q − dmin · m (q4k_scale).
 template <int NB> __device__ __forceinline__ void unit_q5_k(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
 {
-    int sb = u >> 2, c = u & 3;
-    const u8* blk = m.q + row * m.qStride + sb * 176;
-    u32 dd = *reinterpret_cast<const u32*>(blk);
-    u32 s3[3] = { *reinterpret_cast<const u32*>(blk + 4), *reinterpret_cast<const u32*>(blk + 8), *reinterpret_cast<const u32*>(blk + 12) };
-    const u8* sc = reinterpret_cast<const u8*>(s3);
-    uint4 h0 = ld16(blk + 16), h1 = ld16(blk + 32);
-    uint4 q0 = ld16(blk + 48 + 32 * c), q1 = ld16(blk + 64 + 32 * c);
-    float d = h2f((u16)(dd & 0xffff)), dmin = h2f((u16)(dd >> 16));
-    int sa, ma, sbv, mb;
-    scale_min_k4(2 * c, sc, sa, ma);
-    scale_min_k4(2 * c + 1, sc, sbv, mb);
-    float d1 = d * sa, m1 = dmin * ma, d2 = d * sbv, m2 = dmin * mb;
-    int bl = 2 * c, bh = 2 * c + 1;
-    float lo[32], hi[32];
+    const u8* base = m.q + row * m.qStride;
+    uint4 a = ld16(base + u * 16);
+    u32 f = __ldg(reinterpret_cast<const u32*>(base + (long long)m.units * 16) + u);
+    float scale, offset;
+    q4k_scale(ld16(m.s + row * m.sStride + (u >> 3) * 16), u & 7, scale, offset);
+    float w[32];
 #pragma unroll
-    for (int j = 0; j < 16; j++)
-    {
-        u32 v0 = byte_of(q0, j), v1 = byte_of(q1, j), e0 = byte_of(h0, j), e1 = byte_of(h1, j);
-        lo[j] = (float)((v0 & 15) | (((e0 >> bl) & 1) << 4));
-        hi[j] = (float)((v0 >> 4) | (((e0 >> bh) & 1) << 4));
-        lo[16 + j] = (float)((v1 & 15) | (((e1 >> bl) & 1) << 4));
-        hi[16 + j] = (float)((v1 >> 4) | (((e1 >> bh) & 1) << 4));
-    }
+    for (int j = 0; j < 32; j++) w[j] = scale * (float)q5k_code(a, f, j) - offset;
 #pragma unroll
     for (int b = 0; b < NB; b++)
     {
         if (b >= nb) break;
-        const float* xb = x + b * xs + u * 64;
-        float sl = 0.f, sh = 0.f, xl = 0.f, xh = 0.f;
+        const float* xb = x + b * xs + u * 32;
+        float t = 0.f;
 #pragma unroll
-        for (int j = 0; j < 32; j += 4)
-        {
-            float4 a = ldx(xb + j), h = ldx(xb + 32 + j);
-            sl += lo[j] * a.x + lo[j + 1] * a.y + lo[j + 2] * a.z + lo[j + 3] * a.w;
-            sh += hi[j] * h.x + hi[j + 1] * h.y + hi[j + 2] * h.z + hi[j + 3] * h.w;
-            xl += a.x + a.y + a.z + a.w;
-            xh += h.x + h.y + h.z + h.w;
-        }
-        acc[b] += d1 * sl - m1 * xl + d2 * sh - m2 * xh;
+        for (int j = 0; j < 32; j += 4) { float4 v = ldx(xb + j); t += w[j] * v.x + w[j + 1] * v.y + w[j + 2] * v.z + w[j + 3] * v.w; }
+        acc[b] += t;
     }
 }
 
-// Q6_K split layout: codes [rows][nsb][192] (ql 128 bytes then qh 64 bytes of each super-block), scales
-// [rows][nsb][16] int8 then, at m.z, d [rows][nsb] fp16. Unit = (super-block u / 4, half n = (u / 2) % 2, quarter
-// h = u % 2): elements l in [16h, 16h + 16) of the four 32-element runs of that half (offsets 0, 32, 64, 96).
+// Q6_K repacked at upload (Q6KRepack): row codes = units pieces of 16 bytes then units high-part words of 8 bytes; row
+// scales = units · 2 int8 sub-block scales then nsb fp16 d at m.s. Unit = one 32-element piece: w = d · sc[2u + e / 16] · (q − 32).
 template <int NB> __device__ __forceinline__ void unit_q6_k(const Mat& m, int row, int u, const float* x, int xs, int nb, float* acc)
 {
-    int sb = u >> 2, n = (u >> 1) & 1, h = u & 1;
-    const u8* blk = m.q + row * m.qStride + sb * 192;
-    uint4 qa = ld16(blk + n * 64 + h * 16), qb = ld16(blk + n * 64 + 32 + h * 16), qh = ld16(blk + 128 + n * 32 + h * 16);
-    const i8* sc = reinterpret_cast<const i8*>(m.s + row * m.sStride + sb * 16) + n * 8 + h;
-    float d = h2f(reinterpret_cast<const u16*>(m.z + row * (m.sStride / 8))[sb]);
-    float s1 = d * sc[0], s2 = d * sc[2], s3 = d * sc[4], s4 = d * sc[6];
-    float w1[16], w2[16], w3[16], w4[16];
+    const u8* base = m.q + row * m.qStride;
+    const u8* srow = m.s + row * m.sStride;
+    uint4 a = ld16(base + u * 16);
+    uint2 hb = __ldg(reinterpret_cast<const uint2*>(base + (long long)m.units * 16) + u);
+    u32 sp = __ldg(reinterpret_cast<const u16*>(srow) + u);
+    float d = h2f(__ldg(reinterpret_cast<const u16*>(srow + m.units * 2) + (u >> 3)));
+    float s0 = d * (float)(i8)(sp & 255u), s1 = d * (float)(i8)(sp >> 8);
+    float w[32];
 #pragma unroll
-    for (int j = 0; j < 16; j++)
-    {
-        u32 a = byte_of(qa, j), c = byte_of(qb, j), e = byte_of(qh, j);
-        w1[j] = (float)((int)((a & 15) | ((e & 3) << 4)) - 32);
-        w2[j] = (float)((int)((c & 15) | (((e >> 2) & 3) << 4)) - 32);
-        w3[j] = (float)((int)((a >> 4) | (((e >> 4) & 3) << 4)) - 32);
-        w4[j] = (float)((int)((c >> 4) | (((e >> 6) & 3) << 4)) - 32);
-    }
+    for (int j = 0; j < 32; j++) w[j] = (j < 16 ? s0 : s1) * (float)q6k_code(a, hb, j);
 #pragma unroll
     for (int b = 0; b < NB; b++)
     {
         if (b >= nb) break;
-        const float* xb = x + b * xs + sb * 256 + n * 128 + h * 16;
-        float t1 = 0.f, t2 = 0.f, t3 = 0.f, t4 = 0.f;
+        const float* xb = x + b * xs + u * 32;
+        float t = 0.f;
 #pragma unroll
-        for (int j = 0; j < 16; j += 4)
-        {
-            float4 a = ldx(xb + j), c = ldx(xb + 32 + j), e = ldx(xb + 64 + j), f = ldx(xb + 96 + j);
-            t1 += w1[j] * a.x + w1[j + 1] * a.y + w1[j + 2] * a.z + w1[j + 3] * a.w;
-            t2 += w2[j] * c.x + w2[j + 1] * c.y + w2[j + 2] * c.z + w2[j + 3] * c.w;
-            t3 += w3[j] * e.x + w3[j + 1] * e.y + w3[j + 2] * e.z + w3[j + 3] * e.w;
-            t4 += w4[j] * f.x + w4[j + 1] * f.y + w4[j + 2] * f.z + w4[j + 3] * f.w;
-        }
-        acc[b] += s1 * t1 + s2 * t2 + s3 * t3 + s4 * t4;
+        for (int j = 0; j < 32; j += 4) { float4 v = ldx(xb + j); t += w[j] * v.x + w[j + 1] * v.y + w[j + 2] * v.z + w[j + 3] * v.w; }
+        acc[b] += t;
     }
 }
 

@@ -1,4 +1,4 @@
-// Integer-dot GEMV for Q8_0, Q4_0, Q4_K and 4-bit IntGroup weights: activations are first quantized per block of 32 to
+// Integer-dot GEMV for Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and 4-bit IntGroup weights: activations are first quantized per block of 32 to
 // int8 (d = amax / 127, q = round_half_even(x / d), and the block's d · Σq kept for zero-point / minimum terms), then
 // each 32-element block's dot product is computed exactly in integers with dp4a (4 multiply-adds per instruction) and
 // scaled once: Σ_j w_j x_j ≈ d_w · d_x · Σ_j q_w,j q_x,j. Compared with F32 activations this reads a quarter of the
@@ -79,6 +79,20 @@ __device__ __forceinline__ uint4 ldw(const u8* p)
     return r;
 }
 
+// The same for the narrower side arrays of the k-quants (Q5_K fifth bits, Q6_K high parts), 4 and 8 bytes per piece.
+__device__ __forceinline__ u32 ldw4(const u8* p)
+{
+    u32 r;
+    asm("ld.global.nc.L1::no_allocate.u32 %0, [%1];" : "=r"(r) : "l"(p));
+    return r;
+}
+__device__ __forceinline__ uint2 ldw8(const u8* p)
+{
+    uint2 r;
+    asm("ld.global.nc.L1::no_allocate.L2::256B.v2.u32 {%0, %1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
+    return r;
+}
+
 __device__ __forceinline__ int dot4(const uint4& w, const uint4& x, int acc)
 {
     acc = dp4a((int)w.x, (int)x.x, acc); acc = dp4a((int)w.y, (int)x.y, acc);
@@ -88,17 +102,48 @@ __device__ __forceinline__ int dot4(const uint4& w, const uint4& x, int acc)
 // ---- "pieces": every integer-dot format is laid out at upload so that a row's codes are a run of 16-byte pieces, and
 // lane l of the row's warp reads pieces l, l + 32, l + 64, ... — each warp-wide load is 512 contiguous bytes. A piece is
 // one 32-element block for the 4-bit formats (byte j: element j in the low nibble, element j + 16 in the high nibble, so
-// it meets exactly one 32-element activation block) and half a block for Q8_0. Scales live in separate arrays. ----
+// it meets exactly one 32-element activation block) and half a block for Q8_0. Scales live in separate arrays; so do the
+// fifth bits of Q5_K and the high 2 bits of Q6_K (after a row's pieces, 4 and 8 bytes per piece, loaded with the scales). ----
 
 #define FMT_Q8_0 0
 #define FMT_Q4_0 1
 #define FMT_Q4_K 2
 #define FMT_INT4 3
+#define FMT_Q5_K 4
+#define FMT_Q6_K 5
+
+// Q5_K piece words with their fifth bits (Q5KRepack): word t of the piece gives codes 4t..4t+3 (lo) and 16+4t..19+4t (hi),
+// the fifth bits of those sit at bit t and 4 + t of each byte of f. Codes 0..31.
+__device__ __forceinline__ void q5k_words(const uint4& w, u32 f, uint4& lo, uint4& hi)
+{
+    lo.x = (w.x & 0x0F0F0F0Fu) | ((f << 4) & 0x10101010u); hi.x = ((w.x >> 4) & 0x0F0F0F0Fu) | (f & 0x10101010u);
+    lo.y = (w.y & 0x0F0F0F0Fu) | ((f << 3) & 0x10101010u); hi.y = ((w.y >> 4) & 0x0F0F0F0Fu) | ((f >> 1) & 0x10101010u);
+    lo.z = (w.z & 0x0F0F0F0Fu) | ((f << 2) & 0x10101010u); hi.z = ((w.z >> 4) & 0x0F0F0F0Fu) | ((f >> 2) & 0x10101010u);
+    lo.w = (w.w & 0x0F0F0F0Fu) | ((f << 1) & 0x10101010u); hi.w = ((w.w >> 4) & 0x0F0F0F0Fu) | ((f >> 3) & 0x10101010u);
+}
+
+// Four 6-bit codes q (bytes 0..63) to the signed bytes q − 32: with bit 7 set no byte borrows from the next, and
+// (q + 128 − 32) with bit 7 flipped is q − 32 modulo 256.
+__device__ __forceinline__ u32 q6_sub32(u32 v) { return ((v | 0x80808080u) - 0x20202020u) ^ 0x80808080u; }
+
+// Q6_K piece words with their high parts (Q6KRepack), as signed bytes q − 32: word t takes bits 4(t mod 2) .. +3 of half
+// ⌊t / 2⌋ of hb, the low 2 for codes 4t..4t+3 (lo), the next 2 for 16+4t..19+4t (hi).
+__device__ __forceinline__ void q6k_words(const uint4& w, const uint2& hb, uint4& lo, uint4& hi)
+{
+#define Q6K_WORD(W, H, L, HI) L = q6_sub32((W & 0x0F0F0F0Fu) | ((H & 0x03030303u) << 4)); HI = q6_sub32(((W >> 4) & 0x0F0F0F0Fu) | (((H >> 2) & 0x03030303u) << 4));
+    Q6K_WORD(w.x, hb.x, lo.x, hi.x)
+    Q6K_WORD(w.y, (hb.x >> 4), lo.y, hi.y)
+    Q6K_WORD(w.z, hb.y, lo.z, hi.z)
+    Q6K_WORD(w.w, (hb.y >> 4), lo.w, hi.w)
+#undef Q6K_WORD
+}
 
 // A piece's raw scale bits, loaded together with its codes (they come from DRAM too, and loading them only when the
 // piece is multiplied would add a second memory latency per round) and decoded by piece_scale when used.
 template <int FMT> struct ScaleBits { u32 a, b; };   // Q8_0, Q4_0: a = fp16 scale; int4: a = float scale bits, b = zero point
 template <> struct ScaleBits<FMT_Q4_K> { uint4 h; }; // the super-block header: fp16 d, fp16 dmin, 12 packed 6-bit scale/min bytes
+template <> struct ScaleBits<FMT_Q5_K> { uint4 h; u32 f; }; // the header as Q4_K's, and the piece's fifth-bit word
+template <> struct ScaleBits<FMT_Q6_K> { uint2 hb; u32 a; }; // the piece's high parts; its two int8 scales | fp16 d << 16
 
 template <int FMT> __device__ __forceinline__ ScaleBits<FMT> load_scale(const Mat& m, int row, int o, int gshift)
 {
@@ -112,7 +157,16 @@ template <int FMT> __device__ __forceinline__ ScaleBits<FMT> load_scale(const Ma
         r.a = __ldg(reinterpret_cast<const u32*>(s) + g);
         r.b = m.z ? (u32)__ldg(m.z + row * (m.sStride / 4) + g) : 8u;
     }
-    else r.h = __ldg(reinterpret_cast<const uint4*>(s + (o >> 3) * 16));
+    else if constexpr (FMT == FMT_Q6_K)
+    {
+        r.hb = ldw8(m.q + row * m.qStride + (long long)m.units * 16 + o * 8);
+        r.a = (u32)__ldg(reinterpret_cast<const u16*>(s) + o) | (u32)__ldg(reinterpret_cast<const u16*>(s + m.units * 2) + (o >> 3)) << 16;
+    }
+    else
+    {
+        r.h = __ldg(reinterpret_cast<const uint4*>(s + (o >> 3) * 16));
+        if constexpr (FMT == FMT_Q5_K) r.f = ldw4(m.q + row * m.qStride + (long long)m.units * 16 + o * 4);
+    }
     return r;
 }
 
@@ -122,6 +176,13 @@ template <int FMT> __device__ __forceinline__ void piece_scale(const ScaleBits<F
     if constexpr (FMT == FMT_Q8_0) { scale = h2f((u16)b.a); offset = 0.f; }
     else if constexpr (FMT == FMT_Q4_0) { scale = h2f((u16)b.a); offset = 8.f * scale; }
     else if constexpr (FMT == FMT_INT4) { scale = __uint_as_float(b.a); offset = scale * (float)b.b; }
+    else if constexpr (FMT == FMT_Q6_K)
+    {
+        // Two scales, one per 16-element half of the piece: scale for codes 0..15, offset (reused) for 16..31.
+        float d = h2f((u16)(b.a >> 16));
+        scale = d * (float)(i8)(b.a & 255u);
+        offset = d * (float)(i8)((b.a >> 8) & 255u);
+    }
     else q4k_scale(b.h, o & 7, scale, offset);
 }
 
@@ -132,6 +193,9 @@ template <int FMT> __device__ __forceinline__ void piece_scale(const ScaleBits<F
 //   Q4_K: (d · sc_k) · d_x · Σ u q_x − (dmin · m_k) · d_x Σ q_x, sub-block k = o % 8 of super-block o / 8 (header: fp16 d,
 //         fp16 dmin, the 12 packed 6-bit scale/min bytes).
 //   int4: s_g · (d_x · Σ u q_x − z_g · d_x Σ q_x), group g = 32·o / group, z = 8 when symmetric.
+//   Q5_K: as Q4_K with 5-bit codes u (q5k_words).
+//   Q6_K: d_x · (d · sc_2o · Σ_{j<16} (u_j − 32) q_x,j + d · sc_2o+1 · Σ_{j≥16} (u_j − 32) q_x,j), two dp4a chains because
+//         the two 16-element halves of the piece have their own scales; d of super-block o / 8.
 template <int FMT, int NB, int R> __device__ __forceinline__ void pieces(int o, const uint4* w, const ScaleBits<FMT>* sb,
     const QAct& a, int nb, float (*acc)[NB])
 {
@@ -148,6 +212,32 @@ template <int FMT, int NB, int R> __device__ __forceinline__ void pieces(int o, 
             float dx = a.d[b * a.ds + (o >> 1)];
 #pragma unroll
             for (int r = 0; r < R; r++) acc[r][b] += scale[r] * dx * (float)dot4(w[r], x, 0);
+        }
+    }
+    else if constexpr (FMT == FMT_Q5_K || FMT == FMT_Q6_K)
+    {
+        uint4 lo[R], hi[R];
+#pragma unroll
+        for (int r = 0; r < R; r++)
+        {
+            if constexpr (FMT == FMT_Q5_K) q5k_words(w[r], sb[r].f, lo[r], hi[r]);
+            else q6k_words(w[r], sb[r].hb, lo[r], hi[r]);
+        }
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+        {
+            if (b >= nb) break;
+            const i8* xq = a.q + b * a.qs + o * 32;
+            uint4 x0 = ldq(xq), x1 = ldq(xq + 16);
+            float dx = a.d[b * a.ds + o];
+#pragma unroll
+            for (int r = 0; r < R; r++)
+            {
+                if constexpr (FMT == FMT_Q5_K)
+                    acc[r][b] += scale[r] * dx * (float)dot8(lo[r], hi[r], x0, x1, 0) - offset[r] * a.s[b * a.ds + o];
+                else
+                    acc[r][b] += dx * (scale[r] * (float)dot4(lo[r], x0, 0) + offset[r] * (float)dot4(hi[r], x1, 0));
+            }
         }
     }
     else
@@ -281,6 +371,8 @@ DEFINE_GEMVQ(gemvq_q8_0, FMT_Q8_0)
 DEFINE_GEMVQ(gemvq_q4_0, FMT_Q4_0)
 DEFINE_GEMVQ(gemvq_q4_k, FMT_Q4_K)
 DEFINE_GEMVQ(gemvq_int4, FMT_INT4)
+DEFINE_GEMVQ(gemvq_q5_k, FMT_Q5_K)
+DEFINE_GEMVQ(gemvq_q6_k, FMT_Q6_K)
 
 // RMSNorm fused with the int8 quantization above: y[t] = w ⊙ x[r] / sqrt(mean(x[r]²) + eps) for r = rows[t] (null: t),
 // written as F32 (columns < dim) and, per block of 32 of the padded width qs, as codes q = round_half_even(y / d) with
