@@ -44,7 +44,8 @@ internal struct GpuMat
 /// A weight matrix resident on the device in the layout its GEMV kernel reads. Formats whose blocks are 16-byte aligned
 /// (Q5_K, F32/F16 with padded rows) are copied as stored; Q4_K is repacked (<see cref="Q4KRepack"/>); Q8_0, Q4_0, Q6_K,
 /// IntGroup and NF4 rows are split into a
-/// 16-byte-aligned code array and separate scale arrays so each lane loads its unit with 128-bit loads; a format without
+/// 16-byte-aligned code array and separate scale arrays so each lane loads its unit with 128-bit loads (NF4/FP4 also carry
+/// their codebook as the integer digit table of <see cref="CodebookTable"/> at <c>Z</c>); a format without
 /// a kernel (Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, 2/3-bit integers, LLM.int8, BF16) is dequantized on upload to F16.
 /// </summary>
 public sealed unsafe class GpuMatrix : IDisposable
@@ -167,7 +168,7 @@ public sealed unsafe class GpuMatrix : IDisposable
                 qBytes = host.Length;
                 break;
             }
-            case GpuKernelKind.Q4_K or GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Int4:
+            case GpuKernelKind.Q4_K or GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Int4 or GpuKernelKind.Int8:
             {
                 var (codes, scales, zeros) = DotLayout(w, ref mat);
                 qBytes = Align16(codes.Length);
@@ -207,29 +208,6 @@ public sealed unsafe class GpuMatrix : IDisposable
                 mat.Z = (ulong)dOffset; // relative until the buffer exists
                 break;
             }
-            case GpuKernelKind.Int8:
-            {
-                var f = (IntGroupFormat)w.Format;
-                int ng = f.GroupCount(cols);
-                int header = (ng * 4 + (f.Asymmetric ? ng : 0) + 3) & ~3;
-                long codeBytes = w.RowBytes - header;
-                mat.QStride = codeBytes; mat.SStride = ng * 4L; mat.Units = (int)(codeBytes / 16);
-                mat.Group = f.Group == 0 || f.PerTensor ? Math.Max(cols, 1) : f.Group;
-                qBytes = rows * codeBytes;
-                long zBytes = f.Asymmetric ? Align16(rows * (long)ng) : 0;
-                sBytes = Align16(rows * mat.SStride) + zBytes;
-                host = new byte[qBytes + sBytes];
-                long zOffset = qBytes + Align16(rows * mat.SStride);
-                for (int r = 0; r < rows; r++)
-                {
-                    var src = w.RowSpan(r);
-                    src[(int)header..].CopyTo(host.AsSpan((int)(r * codeBytes)));
-                    src[..(ng * 4)].CopyTo(host.AsSpan((int)(qBytes + r * mat.SStride)));
-                    if (f.Asymmetric) src.Slice(ng * 4, ng).CopyTo(host.AsSpan((int)(zOffset + (long)r * ng)));
-                }
-                if (f.Asymmetric) mat.Z = (ulong)zOffset;
-                break;
-            }
             case GpuKernelKind.Codebook:
             {
                 var f = (CodebookFormat)w.Format;
@@ -237,8 +215,11 @@ public sealed unsafe class GpuMatrix : IDisposable
                 long codeBytes = nb * 32L, scaleBytes = w.RowBytes - codeBytes;
                 mat.QStride = codeBytes; mat.SStride = nb * 4L; mat.Units = nb;
                 qBytes = rows * codeBytes;
-                sBytes = rows * mat.SStride;
+                long tableOffset = qBytes + Align16(rows * mat.SStride);
+                sBytes = tableOffset - qBytes + CodebookTableBytes;
                 host = new byte[qBytes + sBytes];
+                CodebookTable(f.Values, host.AsSpan((int)tableOffset, CodebookTableBytes));
+                mat.Z = (ulong)tableOffset;
                 for (int r = 0; r < rows; r++)
                 {
                     var src = w.RowSpan(r);
@@ -263,10 +244,34 @@ public sealed unsafe class GpuMatrix : IDisposable
         return (host, mat, qBytes, sBytes, kind!.Value, fallback);
     }
 
+    /// <summary>Bytes of the codebook digit table <see cref="CodebookTable"/> writes (16 high digits, then 16 low digits).</summary>
+    internal const int CodebookTableBytes = 32;
+
+    /// <summary>Largest code value times this is the biggest integer the two-byte tables of <see cref="CodebookTable"/> hold.</summary>
+    public const float CodebookScale = 32767f;
+
+    /// <summary>
+    /// The codebook as the integer-dot kernel (gemvq.cu FMT_NF4) reads it: for each code v, I = round(32767 · c[v]) split as
+    /// I = 256 · h + l with h a signed byte (bytes 0..15 of <paramref name="destination"/>) and l an unsigned byte (bytes
+    /// 16..31). |I/32767 − c[v]| ≤ 1/65534 for code values in [−1, 1] (NF4 and FP4 both are).
+    /// </summary>
+    internal static void CodebookTable(ReadOnlySpan<float> values, Span<byte> destination)
+    {
+        if (values.Length != 16 || destination.Length != 32) throw new ArgumentException("a 16-entry codebook and 32 table bytes");
+        for (int v = 0; v < 16; v++)
+        {
+            if (!(Math.Abs(values[v]) <= 1f)) throw new ArgumentException($"codebook value {values[v]} outside [-1, 1]");
+            int i = (int)Math.Round(values[v] * (double)CodebookScale, MidpointRounding.ToEven);
+            destination[v] = (byte)(sbyte)(i >> 8);
+            destination[16 + v] = (byte)(i & 255);
+        }
+    }
+
     /// <summary>
     /// The split layout of the integer-dot kinds: codes [rows][qStride] in 16-byte pieces (Q8_0: 32 codes per block; Q4_0,
-    /// int4: 16 bytes per 32 codes; Q4_K: repacked per sub-block, see <see cref="Q4KRepack"/>), scales [rows][sStride]
-    /// (Q8_0/Q4_0: fp16 d per block; int4: f32 per group; Q4_K: the 16-byte super-block headers) and, for asymmetric int4,
+    /// int4: 16 bytes per 32 codes; int8: 16 bytes per 16 codes; Q4_K: repacked per sub-block, see <see cref="Q4KRepack"/>),
+    /// scales [rows][sStride] (Q8_0/Q4_0: fp16 d per block; int4/int8: f32 per group; Q4_K: the 16-byte super-block
+    /// headers) and, for asymmetric int4/int8,
     /// zero points [rows][groups]. Sets the strides, units and group of <paramref name="mat"/>.
     /// </summary>
     private static (byte[] Codes, byte[] Scales, byte[]? Zeros) DotLayout(WeightMatrix w, ref GpuMat mat)
@@ -304,7 +309,7 @@ public sealed unsafe class GpuMatrix : IDisposable
                 }
                 break;
             }
-            case GpuKernelKind.Int4:
+            case GpuKernelKind.Int4 or GpuKernelKind.Int8:
             {
                 var f = (IntGroupFormat)w.Format;
                 int ng = f.GroupCount(cols);
@@ -334,7 +339,7 @@ public sealed unsafe class GpuMatrix : IDisposable
     {
         if (parts.Count < 2) return false;
         var kind = KernelFor(parts[0].Format, parts[0].Cols);
-        if (kind is not (GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Q4_K or GpuKernelKind.Int4)) return false;
+        if (kind is not (GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Q4_K or GpuKernelKind.Int4 or GpuKernelKind.Int8)) return false;
         return parts.All(p => p.Format.Name == parts[0].Format.Name && p.Cols == parts[0].Cols && p.Format.RowBytes(p.Cols) == parts[0].RowBytes);
     }
 
