@@ -168,7 +168,7 @@ public sealed unsafe class GpuMatrix : IDisposable
                 qBytes = host.Length;
                 break;
             }
-            case GpuKernelKind.Q4_K or GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Int4 or GpuKernelKind.Int8:
+            case GpuKernelKind.Q4_K or GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Int4 or GpuKernelKind.Int8 or GpuKernelKind.Codebook:
             {
                 var (codes, scales, zeros) = DotLayout(w, ref mat);
                 qBytes = Align16(codes.Length);
@@ -208,35 +208,6 @@ public sealed unsafe class GpuMatrix : IDisposable
                 mat.Z = (ulong)dOffset; // relative until the buffer exists
                 break;
             }
-            case GpuKernelKind.Codebook:
-            {
-                var f = (CodebookFormat)w.Format;
-                int nb = (cols + 63) / 64;
-                long codeBytes = nb * 32L, scaleBytes = w.RowBytes - codeBytes;
-                mat.QStride = codeBytes; mat.SStride = nb * 4L; mat.Units = nb;
-                qBytes = rows * codeBytes;
-                long tableOffset = qBytes + Align16(rows * mat.SStride);
-                sBytes = tableOffset - qBytes + CodebookTableBytes;
-                host = new byte[qBytes + sBytes];
-                CodebookTable(f.Values, host.AsSpan((int)tableOffset, CodebookTableBytes));
-                mat.Z = (ulong)tableOffset;
-                for (int r = 0; r < rows; r++)
-                {
-                    var src = w.RowSpan(r);
-                    src[(int)scaleBytes..].CopyTo(host.AsSpan((int)(r * codeBytes)));
-                    var scales = MemoryMarshal.Cast<byte, float>(host.AsSpan((int)(qBytes + r * mat.SStride), nb * 4));
-                    if (!f.DoubleQuant) MemoryMarshal.Cast<byte, float>(src[..(nb * 4)]).CopyTo(scales);
-                    else
-                    {
-                        // Per-row double quantization: offset, ⌈nb/256⌉ float scales, nb int8 codes (CodebookFormat's layout).
-                        float offset = Unsafe.ReadUnaligned<float>(ref MemoryMarshal.GetReference(src));
-                        int ndq = (nb + 255) / 256;
-                        for (int b = 0; b < nb; b++)
-                            scales[b] = offset + Unsafe.ReadUnaligned<float>(ref Unsafe.AsRef(in src[4 + 4 * (b / 256)])) * (sbyte)src[4 + 4 * ndq + b];
-                    }
-                }
-                break;
-            }
             default: throw new InvalidOperationException($"{w}: no upload path");
         }
         if (fallback) kind = GpuKernelKind.F16;
@@ -271,8 +242,9 @@ public sealed unsafe class GpuMatrix : IDisposable
     /// The split layout of the integer-dot kinds: codes [rows][qStride] in 16-byte pieces (Q8_0: 32 codes per block; Q4_0,
     /// int4: 16 bytes per 32 codes; int8: 16 bytes per 16 codes; Q4_K: repacked per sub-block, see <see cref="Q4KRepack"/>),
     /// scales [rows][sStride] (Q8_0/Q4_0: fp16 d per block; int4/int8: f32 per group; Q4_K: the 16-byte super-block
-    /// headers) and, for asymmetric int4/int8,
-    /// zero points [rows][groups]. Sets the strides, units and group of <paramref name="mat"/>.
+    /// headers; NF4/FP4: f32 absmax per 64, double quantization resolved) and, for asymmetric int4/int8,
+    /// zero points [rows][groups] (NF4/FP4 instead: the 32-byte digit table of <see cref="CodebookTable"/>). Sets the
+    /// strides, units and group of <paramref name="mat"/>.
     /// </summary>
     private static (byte[] Codes, byte[] Scales, byte[]? Zeros) DotLayout(WeightMatrix w, ref GpuMat mat)
     {
@@ -329,6 +301,33 @@ public sealed unsafe class GpuMatrix : IDisposable
                 }
                 break;
             }
+            case GpuKernelKind.Codebook:
+            {
+                var f = (CodebookFormat)w.Format;
+                int nb = (cols + 63) / 64;
+                long codeBytes = nb * 32L, scaleBytes = w.RowBytes - codeBytes;
+                mat.QStride = codeBytes; mat.SStride = nb * 4L; mat.Units = nb;
+                codes = new byte[rows * codeBytes];
+                scales = new byte[rows * mat.SStride];
+                zeros = new byte[CodebookTableBytes];
+                CodebookTable(f.Values, zeros);
+                for (int r = 0; r < rows; r++)
+                {
+                    var src = w.RowSpan(r);
+                    src[(int)scaleBytes..].CopyTo(codes.AsSpan((int)(r * codeBytes)));
+                    var dst = MemoryMarshal.Cast<byte, float>(scales.AsSpan((int)(r * mat.SStride), nb * 4));
+                    if (!f.DoubleQuant) MemoryMarshal.Cast<byte, float>(src[..(nb * 4)]).CopyTo(dst);
+                    else
+                    {
+                        // Per-row double quantization: offset, ⌈nb/256⌉ float scales, nb int8 codes (CodebookFormat's layout).
+                        float offset = Unsafe.ReadUnaligned<float>(ref MemoryMarshal.GetReference(src));
+                        int ndq = (nb + 255) / 256;
+                        for (int b = 0; b < nb; b++)
+                            dst[b] = offset + Unsafe.ReadUnaligned<float>(ref Unsafe.AsRef(in src[4 + 4 * (b / 256)])) * (sbyte)src[4 + 4 * ndq + b];
+                    }
+                }
+                break;
+            }
             default: throw new InvalidOperationException($"{w}: not an integer-dot format");
         }
         return (codes, scales, zeros);
@@ -339,7 +338,7 @@ public sealed unsafe class GpuMatrix : IDisposable
     {
         if (parts.Count < 2) return false;
         var kind = KernelFor(parts[0].Format, parts[0].Cols);
-        if (kind is not (GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Q4_K or GpuKernelKind.Int4 or GpuKernelKind.Int8)) return false;
+        if (kind is not (GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Q4_K or GpuKernelKind.Int4 or GpuKernelKind.Int8 or GpuKernelKind.Codebook)) return false;
         return parts.All(p => p.Format.Name == parts[0].Format.Name && p.Cols == parts[0].Cols && p.Format.RowBytes(p.Cols) == parts[0].RowBytes);
     }
 
@@ -382,6 +381,7 @@ public sealed unsafe class GpuMatrix : IDisposable
     {
         if (!CanStack(parts)) throw new ArgumentException("parts differ in format or width, or have no integer-dot kernel");
         var mats = new GpuMat[parts.Count];
+        var kind = KernelFor(parts[0].Format, parts[0].Cols);
         for (int i = 0; i < parts.Count; i++) mats[i].Cols = parts[i].Cols;
         var layouts = new (byte[] Codes, byte[] Scales, byte[]? Zeros)[parts.Count];
         for (int i = 0; i < parts.Count; i++) layouts[i] = DotLayout(parts[i], ref mats[i]);
@@ -409,7 +409,8 @@ public sealed unsafe class GpuMatrix : IDisposable
             var v = mat;
             v.Q += (ulong)(r0 * mat.QStride);
             v.S += (ulong)(r0 * mat.SStride);
-            if (v.Z != 0) v.Z += (ulong)(r0 * (mat.SStride / 4));
+            // Zero points are per row; the codebook table (every part's is the same, same format) is shared.
+            if (v.Z != 0 && kind != GpuKernelKind.Codebook) v.Z += (ulong)(r0 * (mat.SStride / 4));
             views[i] = v;
             read[i] = layouts[i].Codes.Length + layouts[i].Scales.Length + (layouts[i].Zeros?.Length ?? 0);
             r0 += parts[i].Rows;

@@ -74,4 +74,27 @@ public unsafe class GpuMatrixCodebookTableTests
         }
         finally { NativeMemory.AlignedFree((void*)ma); NativeMemory.AlignedFree((void*)mb); }
     }
+
+    [Fact]
+    public void HostStacked_Codebook_EveryPartSharesTheOneDigitTable()
+    {
+        var format = (CodebookFormat)TensorFormats.ForName("nf4-dq")!;
+        var (a, ma) = GpuBench.RandomMatrix(format, 3, 320, 1);
+        var (b, mb) = GpuBench.RandomMatrix(format, 5, 320, 2);
+        try
+        {
+            Assert.True(GpuMatrix.CanStack([a, b]));
+            var (host, stacked, parts, _) = GpuMatrix.HostStacked([a, b]);
+            var expected = new byte[GpuMatrix.CodebookTableBytes];
+            GpuMatrix.CodebookTable(format.Values, expected);
+            Assert.Equal(expected, host.AsSpan((int)stacked.Z, GpuMatrix.CodebookTableBytes).ToArray());
+            Assert.All(parts, p => Assert.Equal(stacked.Z, p.Z));
+            Assert.Equal(stacked.S + (ulong)(3 * stacked.SStride), parts[1].S);
+            // The stacked upload is the single-matrix layout of each part, rows in order.
+            var (single, mat, _, _, _, _) = GpuMatrix.HostLayout(b);
+            Assert.Equal(single.AsSpan((int)mat.S, (int)(5 * mat.SStride)).ToArray(), host.AsSpan((int)parts[1].S, (int)(5 * mat.SStride)).ToArray());
+            Assert.Equal(single.AsSpan(0, (int)(5 * mat.QStride)).ToArray(), host.AsSpan((int)parts[1].Q, (int)(5 * mat.QStride)).ToArray());
+        }
+        finally { NativeMemory.AlignedFree((void*)ma); NativeMemory.AlignedFree((void*)mb); }
+    }
 }
