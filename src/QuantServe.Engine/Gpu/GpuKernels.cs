@@ -85,12 +85,13 @@ public sealed unsafe class GpuKernels : IDisposable
     }
 
     /// <summary>Kinds with an integer-dot (dp4a) kernel over int8-quantized activations.</summary>
-    public static readonly GpuKernelKind[] IntegerDotKinds = [GpuKernelKind.Q8_0, GpuKernelKind.Q4_0, GpuKernelKind.Q4_K, GpuKernelKind.Q5_K, GpuKernelKind.Q6_K, GpuKernelKind.Int4];
+    public static readonly GpuKernelKind[] IntegerDotKinds =
+        [GpuKernelKind.Q8_0, GpuKernelKind.Q4_0, GpuKernelKind.Q4_K, GpuKernelKind.Q5_K, GpuKernelKind.Q6_K, GpuKernelKind.Int4, GpuKernelKind.Int8, GpuKernelKind.Codebook];
 
     /// <summary>Whether <paramref name="w"/> is read by an integer-dot kernel (and so wants quantized activations).</summary>
     public static bool UsesIntegerDot(GpuMatrix w) => Array.IndexOf(IntegerDotKinds, w.Kind) >= 0;
 
-    private static string GemvName(GpuKernelKind kind) => kind switch
+    internal static string GemvName(GpuKernelKind kind) => kind switch
     {
         GpuKernelKind.Codebook => "nf4",
         _ => kind.ToString().ToLowerInvariant(),

@@ -44,7 +44,8 @@ internal struct GpuMat
 /// A weight matrix resident on the device in the layout its GEMV kernel reads. F32/F16 rows are copied as stored (padded);
 /// the k-quants are repacked into 16-byte pieces (<see cref="Q4KRepack"/>, <see cref="Q5KRepack"/>, <see cref="Q6KRepack"/>);
 /// Q8_0, Q4_0, IntGroup and NF4 rows are split into a
-/// 16-byte-aligned code array and separate scale arrays so each lane loads its unit with 128-bit loads; a format without
+/// 16-byte-aligned code array and separate scale arrays so each lane loads its unit with 128-bit loads (NF4/FP4 also carry
+/// their codebook as the integer digit table of <see cref="CodebookTable"/> at <c>Z</c>); a format without
 /// a kernel (Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, 2/3-bit integers, LLM.int8, BF16) is dequantized on upload to F16.
 /// </summary>
 public sealed unsafe class GpuMatrix : IDisposable
@@ -167,7 +168,8 @@ public sealed unsafe class GpuMatrix : IDisposable
                 qBytes = host.Length;
                 break;
             }
-            case GpuKernelKind.Q4_K or GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Int4 or GpuKernelKind.Q5_K or GpuKernelKind.Q6_K:
+            case GpuKernelKind.Q4_K or GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Int4 or GpuKernelKind.Q5_K or GpuKernelKind.Q6_K
+                or GpuKernelKind.Int8 or GpuKernelKind.Codebook:
             {
                 var (codes, scales, zeros) = DotLayout(w, ref mat);
                 qBytes = Align16(codes.Length);
@@ -179,55 +181,6 @@ public sealed unsafe class GpuMatrix : IDisposable
                 if (zeros != null) { zeros.CopyTo(host, zOffset); mat.Z = (ulong)zOffset; }
                 break;
             }
-            case GpuKernelKind.Int8:
-            {
-                var f = (IntGroupFormat)w.Format;
-                int ng = f.GroupCount(cols);
-                int header = (ng * 4 + (f.Asymmetric ? ng : 0) + 3) & ~3;
-                long codeBytes = w.RowBytes - header;
-                mat.QStride = codeBytes; mat.SStride = ng * 4L; mat.Units = (int)(codeBytes / 16);
-                mat.Group = f.Group == 0 || f.PerTensor ? Math.Max(cols, 1) : f.Group;
-                qBytes = rows * codeBytes;
-                long zBytes = f.Asymmetric ? Align16(rows * (long)ng) : 0;
-                sBytes = Align16(rows * mat.SStride) + zBytes;
-                host = new byte[qBytes + sBytes];
-                long zOffset = qBytes + Align16(rows * mat.SStride);
-                for (int r = 0; r < rows; r++)
-                {
-                    var src = w.RowSpan(r);
-                    src[(int)header..].CopyTo(host.AsSpan((int)(r * codeBytes)));
-                    src[..(ng * 4)].CopyTo(host.AsSpan((int)(qBytes + r * mat.SStride)));
-                    if (f.Asymmetric) src.Slice(ng * 4, ng).CopyTo(host.AsSpan((int)(zOffset + (long)r * ng)));
-                }
-                if (f.Asymmetric) mat.Z = (ulong)zOffset;
-                break;
-            }
-            case GpuKernelKind.Codebook:
-            {
-                var f = (CodebookFormat)w.Format;
-                int nb = (cols + 63) / 64;
-                long codeBytes = nb * 32L, scaleBytes = w.RowBytes - codeBytes;
-                mat.QStride = codeBytes; mat.SStride = nb * 4L; mat.Units = nb;
-                qBytes = rows * codeBytes;
-                sBytes = rows * mat.SStride;
-                host = new byte[qBytes + sBytes];
-                for (int r = 0; r < rows; r++)
-                {
-                    var src = w.RowSpan(r);
-                    src[(int)scaleBytes..].CopyTo(host.AsSpan((int)(r * codeBytes)));
-                    var scales = MemoryMarshal.Cast<byte, float>(host.AsSpan((int)(qBytes + r * mat.SStride), nb * 4));
-                    if (!f.DoubleQuant) MemoryMarshal.Cast<byte, float>(src[..(nb * 4)]).CopyTo(scales);
-                    else
-                    {
-                        // Per-row double quantization: offset, ⌈nb/256⌉ float scales, nb int8 codes (CodebookFormat's layout).
-                        float offset = Unsafe.ReadUnaligned<float>(ref MemoryMarshal.GetReference(src));
-                        int ndq = (nb + 255) / 256;
-                        for (int b = 0; b < nb; b++)
-                            scales[b] = offset + Unsafe.ReadUnaligned<float>(ref Unsafe.AsRef(in src[4 + 4 * (b / 256)])) * (sbyte)src[4 + 4 * ndq + b];
-                    }
-                }
-                break;
-            }
             default: throw new InvalidOperationException($"{w}: no upload path");
         }
         if (fallback) kind = GpuKernelKind.F16;
@@ -235,13 +188,37 @@ public sealed unsafe class GpuMatrix : IDisposable
         return (host, mat, qBytes, sBytes, kind!.Value, fallback);
     }
 
+    /// <summary>Bytes of the codebook digit table <see cref="CodebookTable"/> writes (16 high digits, then 16 low digits).</summary>
+    internal const int CodebookTableBytes = 32;
+
+    /// <summary>Largest code value times this is the biggest integer the two-byte tables of <see cref="CodebookTable"/> hold.</summary>
+    public const float CodebookScale = 32767f;
+
+    /// <summary>
+    /// The codebook as the integer-dot kernel (gemvq.cu FMT_NF4) reads it: for each code v, I = round(32767 · c[v]) split as
+    /// I = 256 · h + l with h a signed byte (bytes 0..15 of <paramref name="destination"/>) and l an unsigned byte (bytes
+    /// 16..31). |I/32767 − c[v]| ≤ 1/65534 for code values in [−1, 1] (NF4 and FP4 both are).
+    /// </summary>
+    internal static void CodebookTable(ReadOnlySpan<float> values, Span<byte> destination)
+    {
+        if (values.Length != 16 || destination.Length != 32) throw new ArgumentException("a 16-entry codebook and 32 table bytes");
+        for (int v = 0; v < 16; v++)
+        {
+            if (!(Math.Abs(values[v]) <= 1f)) throw new ArgumentException($"codebook value {values[v]} outside [-1, 1]");
+            int i = (int)Math.Round(values[v] * (double)CodebookScale, MidpointRounding.ToEven);
+            destination[v] = (byte)(sbyte)(i >> 8);
+            destination[16 + v] = (byte)(i & 255);
+        }
+    }
+
     /// <summary>
     /// The split layout of the integer-dot kinds: codes [rows][qStride] in 16-byte pieces (Q8_0: 32 codes per block; Q4_0,
-    /// int4: 16 bytes per 32 codes; Q4_K, Q5_K, Q6_K: repacked per 32 elements, see <see cref="Q4KRepack"/>,
-    /// <see cref="Q5KRepack"/>, <see cref="Q6KRepack"/>, whose high bits follow a row's pieces), scales [rows][sStride]
-    /// (Q8_0/Q4_0: fp16 d per block; int4: f32 per group; Q4_K, Q5_K: the 16-byte super-block headers; Q6_K: int8 scales then
-    /// fp16 d) and, for asymmetric int4,
-    /// zero points [rows][groups]. Sets the strides, units and group of <paramref name="mat"/>.
+    /// int4: 16 bytes per 32 codes; int8: 16 bytes per 16 codes; Q4_K, Q5_K, Q6_K: repacked per 32 elements, see
+    /// <see cref="Q4KRepack"/>, <see cref="Q5KRepack"/>, <see cref="Q6KRepack"/>, whose high bits follow a row's pieces),
+    /// scales [rows][sStride] (Q8_0/Q4_0: fp16 d per block; int4/int8: f32 per group; Q4_K, Q5_K: the 16-byte super-block
+    /// headers; Q6_K: int8 scales then fp16 d; NF4/FP4: f32 absmax per 64, double quantization resolved) and, for
+    /// asymmetric int4/int8, zero points [rows][groups] (NF4/FP4 instead: the 32-byte digit table of
+    /// <see cref="CodebookTable"/>). Sets the strides, units and group of <paramref name="mat"/>.
     /// </summary>
     private static (byte[] Codes, byte[] Scales, byte[]? Zeros) DotLayout(WeightMatrix w, ref GpuMat mat)
     {
@@ -298,7 +275,7 @@ public sealed unsafe class GpuMatrix : IDisposable
                 }
                 break;
             }
-            case GpuKernelKind.Int4:
+            case GpuKernelKind.Int4 or GpuKernelKind.Int8:
             {
                 var f = (IntGroupFormat)w.Format;
                 int ng = f.GroupCount(cols);
@@ -318,6 +295,33 @@ public sealed unsafe class GpuMatrix : IDisposable
                 }
                 break;
             }
+            case GpuKernelKind.Codebook:
+            {
+                var f = (CodebookFormat)w.Format;
+                int nb = (cols + 63) / 64;
+                long codeBytes = nb * 32L, scaleBytes = w.RowBytes - codeBytes;
+                mat.QStride = codeBytes; mat.SStride = nb * 4L; mat.Units = nb;
+                codes = new byte[rows * codeBytes];
+                scales = new byte[rows * mat.SStride];
+                zeros = new byte[CodebookTableBytes];
+                CodebookTable(f.Values, zeros);
+                for (int r = 0; r < rows; r++)
+                {
+                    var src = w.RowSpan(r);
+                    src[(int)scaleBytes..].CopyTo(codes.AsSpan((int)(r * codeBytes)));
+                    var dst = MemoryMarshal.Cast<byte, float>(scales.AsSpan((int)(r * mat.SStride), nb * 4));
+                    if (!f.DoubleQuant) MemoryMarshal.Cast<byte, float>(src[..(nb * 4)]).CopyTo(dst);
+                    else
+                    {
+                        // Per-row double quantization: offset, ⌈nb/256⌉ float scales, nb int8 codes (CodebookFormat's layout).
+                        float offset = Unsafe.ReadUnaligned<float>(ref MemoryMarshal.GetReference(src));
+                        int ndq = (nb + 255) / 256;
+                        for (int b = 0; b < nb; b++)
+                            dst[b] = offset + Unsafe.ReadUnaligned<float>(ref Unsafe.AsRef(in src[4 + 4 * (b / 256)])) * (sbyte)src[4 + 4 * ndq + b];
+                    }
+                }
+                break;
+            }
             default: throw new InvalidOperationException($"{w}: not an integer-dot format");
         }
         return (codes, scales, zeros);
@@ -328,7 +332,8 @@ public sealed unsafe class GpuMatrix : IDisposable
     {
         if (parts.Count < 2) return false;
         var kind = KernelFor(parts[0].Format, parts[0].Cols);
-        if (kind is not (GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Q4_K or GpuKernelKind.Q5_K or GpuKernelKind.Q6_K or GpuKernelKind.Int4)) return false;
+        if (kind is not (GpuKernelKind.Q8_0 or GpuKernelKind.Q4_0 or GpuKernelKind.Q4_K or GpuKernelKind.Q5_K or GpuKernelKind.Q6_K or GpuKernelKind.Int4
+            or GpuKernelKind.Int8 or GpuKernelKind.Codebook)) return false;
         return parts.All(p => p.Format.Name == parts[0].Format.Name && p.Cols == parts[0].Cols && p.Format.RowBytes(p.Cols) == parts[0].RowBytes);
     }
 
@@ -371,6 +376,7 @@ public sealed unsafe class GpuMatrix : IDisposable
     {
         if (!CanStack(parts)) throw new ArgumentException("parts differ in format or width, or have no integer-dot kernel");
         var mats = new GpuMat[parts.Count];
+        var kind = KernelFor(parts[0].Format, parts[0].Cols);
         for (int i = 0; i < parts.Count; i++) mats[i].Cols = parts[i].Cols;
         var layouts = new (byte[] Codes, byte[] Scales, byte[]? Zeros)[parts.Count];
         for (int i = 0; i < parts.Count; i++) layouts[i] = DotLayout(parts[i], ref mats[i]);
@@ -398,7 +404,8 @@ public sealed unsafe class GpuMatrix : IDisposable
             var v = mat;
             v.Q += (ulong)(r0 * mat.QStride);
             v.S += (ulong)(r0 * mat.SStride);
-            if (v.Z != 0) v.Z += (ulong)(r0 * (mat.SStride / 4));
+            // Zero points are per row; the codebook table (every part's is the same, same format) is shared.
+            if (v.Z != 0 && kind != GpuKernelKind.Codebook) v.Z += (ulong)(r0 * (mat.SStride / 4));
             views[i] = v;
             read[i] = layouts[i].Codes.Length + layouts[i].Scales.Length + (layouts[i].Zeros?.Length ?? 0);
             r0 += parts[i].Rows;

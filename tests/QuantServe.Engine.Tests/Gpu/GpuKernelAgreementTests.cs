@@ -12,7 +12,7 @@ public class GpuKernelAgreementTests
     public void Gemv_IntegerDotFormats_MatchCpuDequantizeRowWithinActivationRounding()
     {
         using var backend = CudaBackend.Open(0);
-        foreach (var name in new[] { "Q4_K", "Q5_K", "Q6_K", "Q4_0", "Q8_0", "int4-g128", "int4-g64-asym" })
+        foreach (var name in new[] { "Q4_K", "Q5_K", "Q6_K", "Q4_0", "Q8_0", "int4-g128", "int4-g64-asym", "int8", "int8-g16", "int8-asym", "nf4", "nf4-dq", "fp4" })
             foreach (int batch in new[] { 1, 5 })
             {
                 var r = GpuBench.Gemv(backend, TensorFormats.ForName(name)!, 300, 2304, batch, 2);

@@ -36,8 +36,8 @@ public class GpuKernelSourceTests
         foreach (var kind in GpuKernels.IntegerDotKinds)
             foreach (var nb in new[] { 1, 4, 16 })
             {
-                Assert.Contains($"gemvq_{kind.ToString().ToLowerInvariant()}_{nb}", names);
-                Assert.Contains($"gemvq_{kind.ToString().ToLowerInvariant()}_glu_{nb}", names);
+                Assert.Contains($"gemvq_{GpuKernels.GemvName(kind)}_{nb}", names);
+                Assert.Contains($"gemvq_{GpuKernels.GemvName(kind)}_glu_{nb}", names);
             }
         foreach (var k in new[] { "quantize_q8", "rmsnorm_q8", "embed", "rmsnorm", "add_bias", "swiglu", "rope_store", "attention", "attention_split",
                      "attention_combine", "argmax_rows", "topk_sample" })

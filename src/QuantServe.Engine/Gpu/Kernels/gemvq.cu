@@ -1,4 +1,4 @@
-// Integer-dot GEMV for Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and 4-bit IntGroup weights: activations are first quantized per block of 32 to
+// Integer-dot GEMV for Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, 4- and 8-bit IntGroup and NF4/FP4 codebook weights: activations are first quantized per block of 32 to
 // int8 (d = amax / 127, q = round_half_even(x / d), and the block's d · Σq kept for zero-point / minimum terms), then
 // each 32-element block's dot product is computed exactly in integers with dp4a (4 multiply-adds per instruction) and
 // scaled once: Σ_j w_j x_j ≈ d_w · d_x · Σ_j q_w,j q_x,j. Compared with F32 activations this reads a quarter of the
@@ -64,6 +64,34 @@ __device__ __forceinline__ int dot8(const uint4& w0, const uint4& w1, const uint
     a = dp4a((int)w0.z, (int)x0.z, a); b = dp4a((int)w1.z, (int)x1.z, b);
     a = dp4a((int)w0.w, (int)x0.w, a); b = dp4a((int)w1.w, (int)x1.w, b);
     return a + b;
+}
+
+// dp4a with unsigned bytes in a (the low digits of the codebook tables below) and signed bytes in b.
+__device__ __forceinline__ int dp4a_us(u32 a, int b, int c)
+{
+    int r;
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+}
+
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 s)
+{
+    u32 r;
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(s));
+    return r;
+}
+
+// A 16-entry byte table t (t.x: entries 0-3 … t.w: entries 12-15) applied to the 8 nibbles of w: lo gets the entries of
+// the low nibbles of w's bytes 0..3, hi those of the high nibbles. prmt picks bytes by 3-bit index (nibble bit 3 would
+// switch it to sign replication, so it is masked off), once from entries 0-7 and once from 8-15; a third prmt takes each
+// byte from the half that nibble bit 3 names; the last two separate low and high nibbles, which meet different
+// activation blocks.
+__device__ __forceinline__ void lookup16(u32 idx, u32 sel, const uint4& t, u32& lo, u32& hi)
+{
+    u32 a0 = prmt(prmt(t.x, t.y, idx), prmt(t.z, t.w, idx), sel);
+    u32 a1 = prmt(prmt(t.x, t.y, idx >> 16), prmt(t.z, t.w, idx >> 16), sel >> 16);
+    lo = prmt(a0, a1, 0x6420u);
+    hi = prmt(a0, a1, 0x7531u);
 }
 
 __device__ __forceinline__ uint4 lo_nib(const uint4& v) { return make_uint4(v.x & 0x0F0F0F0Fu, v.y & 0x0F0F0F0Fu, v.z & 0x0F0F0F0Fu, v.w & 0x0F0F0F0Fu); }
@@ -137,10 +165,16 @@ __device__ __forceinline__ void q6k_words(const uint4& w, const uint2& hb, uint4
     Q6K_WORD(w.w, (hb.y >> 4), lo.w, hi.w)
 #undef Q6K_WORD
 }
+#define FMT_INT8 6
+#define FMT_NF4 7
+
+// NF4 / FP4: every code value c (|c| ≤ 1) is held as the integer I = round(32767 · c) = 256 · h + l, h a signed and l an
+// unsigned byte, in two 16-entry byte tables (h, then l), 32 bytes the upload puts at Mat.z.
+#define CB_SCALE 32767.f
 
 // A piece's raw scale bits, loaded together with its codes (they come from DRAM too, and loading them only when the
 // piece is multiplied would add a second memory latency per round) and decoded by piece_scale when used.
-template <int FMT> struct ScaleBits { u32 a, b; };   // Q8_0, Q4_0: a = fp16 scale; int4: a = float scale bits, b = zero point
+template <int FMT> struct ScaleBits { u32 a, b; };   // Q8_0, Q4_0: a = fp16 scale; int4/int8: a = float scale bits, b = zero point; nf4: a = absmax
 template <> struct ScaleBits<FMT_Q4_K> { uint4 h; }; // the super-block header: fp16 d, fp16 dmin, 12 packed 6-bit scale/min bytes
 template <> struct ScaleBits<FMT_Q5_K> { uint4 h; u32 f; }; // the header as Q4_K's, and the piece's fifth-bit word
 template <> struct ScaleBits<FMT_Q6_K> { uint2 hb; u32 a; }; // the piece's high parts; its two int8 scales | fp16 d << 16
@@ -157,6 +191,13 @@ template <int FMT> __device__ __forceinline__ ScaleBits<FMT> load_scale(const Ma
         r.a = __ldg(reinterpret_cast<const u32*>(s) + g);
         r.b = m.z ? (u32)__ldg(m.z + row * (m.sStride / 4) + g) : 8u;
     }
+    else if constexpr (FMT == FMT_INT8)
+    {
+        int g = gshift >= 0 ? (o * 16) >> gshift : (o * 16) / m.group;
+        r.a = __ldg(reinterpret_cast<const u32*>(s) + g);
+        r.b = m.z ? (u32)__ldg(m.z + row * (m.sStride / 4) + g) : 128u;
+    }
+    else if constexpr (FMT == FMT_NF4) r.a = __ldg(reinterpret_cast<const u32*>(s) + (o >> 1));
     else if constexpr (FMT == FMT_Q6_K)
     {
         r.hb = ldw8(m.q + row * m.qStride + (long long)m.units * 16 + o * 8);
@@ -183,6 +224,7 @@ template <int FMT> __device__ __forceinline__ void piece_scale(const ScaleBits<F
         scale = d * (float)(i8)(b.a & 255u);
         offset = d * (float)(i8)((b.a >> 8) & 255u);
     }
+    else if constexpr (FMT == FMT_INT8 || FMT == FMT_NF4) { scale = __uint_as_float(b.a); offset = 0.f; }
     else q4k_scale(b.h, o & 7, scale, offset);
 }
 
@@ -196,13 +238,84 @@ template <int FMT> __device__ __forceinline__ void piece_scale(const ScaleBits<F
 //   Q5_K: as Q4_K with 5-bit codes u (q5k_words).
 //   Q6_K: d_x · (d · sc_2o · Σ_{j<16} (u_j − 32) q_x,j + d · sc_2o+1 · Σ_{j≥16} (u_j − 32) q_x,j), two dp4a chains because
 //         the two 16-element halves of the piece have their own scales; d of super-block o / 8.
+//   int8: s_g · d_x · Σ (u − z_g) q_x over the piece's 16 codes (half of block o / 2), group g = 16·o / group, z = 128
+//         when symmetric; computed as Σ (u − 128) q_x − (z_g − 128) Σ q_x, u − 128 being the code byte with its top
+//         bit flipped (a signed byte), so the whole inner sum is exact in integers.
+//   nf4/fp4: piece o is half h = o % 2 of 64-element block k = o / 2: its byte j holds element 64k + 16h + j (low nibble,
+//         activation block 2k) and 64k + 32 + 16h + j (high nibble, block 2k + 1). absmax_k · (d_x,2k · Σ I_lo q_x +
+//         d_x,2k+1 · Σ I_hi q_x), I = 256 · h + l the code value's table integer (see CB_SCALE), both sums exact in
+//         integers; the row's total is divided by CB_SCALE once at the end.
 template <int FMT, int NB, int R> __device__ __forceinline__ void pieces(int o, const uint4* w, const ScaleBits<FMT>* sb,
-    const QAct& a, int nb, float (*acc)[NB])
+    const QAct& a, int nb, float (*acc)[NB], const uint4& th, const uint4& tl)
 {
     float scale[R], offset[R];
 #pragma unroll
     for (int r = 0; r < R; r++) piece_scale<FMT>(sb[r], o, scale[r], offset[r]);
-    if constexpr (FMT == FMT_Q8_0)
+    if constexpr (FMT == FMT_INT8)
+    {
+        uint4 ws[R];
+        int zp[R];
+#pragma unroll
+        for (int r = 0; r < R; r++)
+        {
+            ws[r] = make_uint4(w[r].x ^ 0x80808080u, w[r].y ^ 0x80808080u, w[r].z ^ 0x80808080u, w[r].w ^ 0x80808080u);
+            zp[r] = (int)sb[r].b - 128;
+        }
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+        {
+            if (b >= nb) break;
+            uint4 x = ldq(a.q + b * a.qs + o * 16);
+            float dx = a.d[b * a.ds + (o >> 1)];
+#pragma unroll
+            for (int r = 0; r < R; r++)
+            {
+                int t = dot4(ws[r], x, 0);
+                if (zp[r] != 0) t -= zp[r] * dot4(make_uint4(0x01010101u, 0x01010101u, 0x01010101u, 0x01010101u), x, 0);
+                acc[r][b] += scale[r] * dx * (float)t;
+            }
+        }
+    }
+    else if constexpr (FMT == FMT_NF4)
+    {
+        // Table digits of every code: hd/ld[r][k] for word k's low nibbles, hs/ls[r][4 + k] for its high nibbles.
+        u32 hd[R][8], ld[R][8];
+#pragma unroll
+        for (int r = 0; r < R; r++)
+        {
+            u32 ww[4] = { w[r].x, w[r].y, w[r].z, w[r].w };
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+            {
+                u32 idx = ww[k] & 0x77777777u, sel = ((ww[k] >> 1) & 0x44444444u) | 0x32103210u;
+                lookup16(idx, sel, th, hd[r][k], hd[r][4 + k]);
+                lookup16(idx, sel, tl, ld[r][k], ld[r][4 + k]);
+            }
+        }
+        int blk = (o >> 1) * 2;
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+        {
+            if (b >= nb) break;
+            const i8* xq = a.q + b * a.qs + (o >> 1) * 64 + (o & 1) * 16;
+            uint4 xl = ldq(xq), xh = ldq(xq + 32);
+            float dl = a.d[b * a.ds + blk], dh = a.d[b * a.ds + blk + 1];
+            int xlv[4] = { (int)xl.x, (int)xl.y, (int)xl.z, (int)xl.w }, xhv[4] = { (int)xh.x, (int)xh.y, (int)xh.z, (int)xh.w };
+#pragma unroll
+            for (int r = 0; r < R; r++)
+            {
+                int sh = 0, sl = 0, th2 = 0, tl2 = 0;
+#pragma unroll
+                for (int k = 0; k < 4; k++)
+                {
+                    sh = dp4a((int)hd[r][k], xlv[k], sh); sl = dp4a_us(ld[r][k], xlv[k], sl);
+                    th2 = dp4a((int)hd[r][4 + k], xhv[k], th2); tl2 = dp4a_us(ld[r][4 + k], xhv[k], tl2);
+                }
+                acc[r][b] += scale[r] * (dl * (float)(sh * 256 + sl) + dh * (float)(th2 * 256 + tl2));
+            }
+        }
+    }
+    else if constexpr (FMT == FMT_Q8_0)
     {
 #pragma unroll
         for (int b = 0; b < NB; b++)
@@ -274,8 +387,10 @@ template <int FMT, int NB, bool GLU, int R, int U, bool PIPE> __device__ void ge
         for (int r = 0; r < R; r++) row[r] = min(R * w + r, rows - 1);
     }
     int gshift = -1;
-    if constexpr (FMT == FMT_INT4) gshift = (m.group & (m.group - 1)) == 0 ? __ffs(m.group) - 1 : -1;
-    int n = FMT == FMT_Q8_0 ? 2 * m.units : m.units;
+    if constexpr (FMT == FMT_INT4 || FMT == FMT_INT8) gshift = (m.group & (m.group - 1)) == 0 ? __ffs(m.group) - 1 : -1;
+    int n = FMT == FMT_Q8_0 || FMT == FMT_NF4 ? 2 * m.units : m.units;
+    uint4 th = make_uint4(0u, 0u, 0u, 0u), tl = th;
+    if constexpr (FMT == FMT_NF4) { th = __ldg(reinterpret_cast<const uint4*>(m.z)); tl = __ldg(reinterpret_cast<const uint4*>(m.z) + 1); }
     float acc[R][NB];
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -309,7 +424,7 @@ template <int FMT, int NB, bool GLU, int R, int U, bool PIPE> __device__ void ge
         else if (o != lane) load(wt, sc, o);
 #pragma unroll
         for (int i = 0; i < U; i++)
-            if (o + 32 * i < n) pieces<FMT, NB, R>(o + 32 * i, wt[i], sc[i], a, nb, acc);
+            if (o + 32 * i < n) pieces<FMT, NB, R>(o + 32 * i, wt[i], sc[i], a, nb, acc, th, tl);
         if constexpr (PIPE)
 #pragma unroll
             for (int i = 0; i < U; i++)
@@ -319,7 +434,7 @@ template <int FMT, int NB, bool GLU, int R, int U, bool PIPE> __device__ void ge
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
-        for (int b = 0; b < NB; b++) acc[r][b] = warp_sum(acc[r][b]);
+        for (int b = 0; b < NB; b++) acc[r][b] = FMT == FMT_NF4 ? warp_sum(acc[r][b]) / CB_SCALE : warp_sum(acc[r][b]);
     if (lane == 0)
     {
 #pragma unroll
@@ -364,7 +479,17 @@ template <int FMT, int NB, bool GLU, int R, int U, bool PIPE> __device__ void ge
 #ifndef GEMVQ_GLU_U1
 #define GEMVQ_GLU_U1 1
 #endif
-#define DEFINE_GEMVQ(NAME, FMT) GEMVQ_ENTRY(NAME, FMT, 1, GEMVQ_R1, GEMVQ_U1, GEMVQ_MINB1, GEMVQ_PIPE1, GEMVQ_GLU_U1) \
+// NF4/FP4 do several times the integer work per weight byte of int4 (two table lookups per nibble) and need more
+// registers: held to 6 resident blocks (85 registers) they measured 62.7 / 61.0% of peak (8192² / 4096×14336) against
+// 60.3 / 59.6% at 8 blocks, 63.3 / 56.5% with one load per lane and 57.3 / 55.5% with four at 4 blocks.
+#ifndef GEMVQ_NF4_U1
+#define GEMVQ_NF4_U1 GEMVQ_U1
+#endif
+#ifndef GEMVQ_NF4_MINB1
+#define GEMVQ_NF4_MINB1 6
+#endif
+#define DEFINE_GEMVQ(NAME, FMT) GEMVQ_ENTRY(NAME, FMT, 1, GEMVQ_R1, (FMT == FMT_NF4 ? GEMVQ_NF4_U1 : GEMVQ_U1), \
+    (FMT == FMT_NF4 ? GEMVQ_NF4_MINB1 : GEMVQ_MINB1), GEMVQ_PIPE1, GEMVQ_GLU_U1) \
     GEMVQ_ENTRY(NAME, FMT, 4, 2, 4, 1, false, 4) GEMVQ_ENTRY(NAME, FMT, 16, 2, 4, 1, false, 4)
 
 DEFINE_GEMVQ(gemvq_q8_0, FMT_Q8_0)
@@ -373,6 +498,8 @@ DEFINE_GEMVQ(gemvq_q4_k, FMT_Q4_K)
 DEFINE_GEMVQ(gemvq_int4, FMT_INT4)
 DEFINE_GEMVQ(gemvq_q5_k, FMT_Q5_K)
 DEFINE_GEMVQ(gemvq_q6_k, FMT_Q6_K)
+DEFINE_GEMVQ(gemvq_int8, FMT_INT8)
+DEFINE_GEMVQ(gemvq_nf4, FMT_NF4)
 
 // RMSNorm fused with the int8 quantization above: y[t] = w ⊙ x[r] / sqrt(mean(x[r]²) + eps) for r = rows[t] (null: t),
 // written as F32 (columns < dim) and, per block of 32 of the padded width qs, as codes q = round_half_even(y / d) with
