@@ -40,6 +40,21 @@ public static class Q4KRepack
     }
 
     /// <summary>
+    /// Sub-block <paramref name="k"/>'s scale d · sc_k and offset dmin · m_k from a 16-byte Q4_K/Q5_K super-block header, the
+    /// scale bytes taken as gemv.cu's q4k_scale takes them (three little-endian words, shifts by 8 · (k mod 4)).
+    /// </summary>
+    internal static void HeaderScale(ReadOnlySpan<byte> header, int k, out float scale, out float offset)
+    {
+        uint x = BitConverter.ToUInt32(header), y = BitConverter.ToUInt32(header[4..]), z = BitConverter.ToUInt32(header[8..]), w = BitConverter.ToUInt32(header[12..]);
+        int sh = 8 * (k & 3);
+        uint lo = (y >> sh) & 255, mid = (z >> sh) & 255, hi = (w >> sh) & 255;
+        uint sc = k < 4 ? lo & 63 : (hi & 15) | ((lo >> 6) << 4);
+        uint mn = k < 4 ? mid & 63 : (hi >> 4) | ((mid >> 6) << 4);
+        scale = (float)BitConverter.UInt16BitsToHalf((ushort)(x & 0xffff)) * sc;
+        offset = (float)BitConverter.UInt16BitsToHalf((ushort)(x >> 16)) * mn;
+    }
+
+    /// <summary>
     /// The GPU kernels' reading of the repacked layout, on the CPU: element 32u + j (j &lt; 16: low nibble of piece u's byte j;
     /// else high nibble of byte j − 16) = d · sc_k · code − dmin · m_k with k = u mod 8 and the header of super-block u / 8,
     /// the scale bytes taken as gemv.cu's q4k_scale takes them (three little-endian words, shifts by 8 · (k mod 4)).
@@ -49,14 +64,7 @@ public static class Q4KRepack
         int pieces = destination.Length / 32;
         for (int u = 0; u < pieces; u++)
         {
-            var hd = headers.Slice((u >> 3) * 16, 16);
-            uint x = BitConverter.ToUInt32(hd), y = BitConverter.ToUInt32(hd[4..]), z = BitConverter.ToUInt32(hd[8..]), w = BitConverter.ToUInt32(hd[12..]);
-            int k = u & 7, sh = 8 * (k & 3);
-            uint lo = (y >> sh) & 255, mid = (z >> sh) & 255, hi = (w >> sh) & 255;
-            uint sc = k < 4 ? lo & 63 : (hi & 15) | ((lo >> 6) << 4);
-            uint mn = k < 4 ? mid & 63 : (hi >> 4) | ((mid >> 6) << 4);
-            float scale = (float)BitConverter.UInt16BitsToHalf((ushort)(x & 0xffff)) * sc;
-            float offset = (float)BitConverter.UInt16BitsToHalf((ushort)(x >> 16)) * mn;
+            HeaderScale(headers.Slice((u >> 3) * 16, 16), u & 7, out float scale, out float offset);
             for (int j = 0; j < 16; j++)
             {
                 byte b = codes[16 * u + j];

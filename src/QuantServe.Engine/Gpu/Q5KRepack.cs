@@ -64,14 +64,7 @@ public static class Q5KRepack
         int units = destination.Length / 32, nsb = units / 8;
         for (int u = 0; u < units; u++)
         {
-            var hd = headers.Slice((u >> 3) * 16, 16);
-            uint x = BitConverter.ToUInt32(hd), y = BitConverter.ToUInt32(hd[4..]), z = BitConverter.ToUInt32(hd[8..]), w = BitConverter.ToUInt32(hd[12..]);
-            int k = u & 7, sh = 8 * (k & 3);
-            uint lo = (y >> sh) & 255, mid = (z >> sh) & 255, hi = (w >> sh) & 255;
-            uint sc = k < 4 ? lo & 63 : (hi & 15) | ((lo >> 6) << 4);
-            uint mn = k < 4 ? mid & 63 : (hi >> 4) | ((mid >> 6) << 4);
-            float scale = (float)BitConverter.UInt16BitsToHalf((ushort)(x & 0xffff)) * sc;
-            float offset = (float)BitConverter.UInt16BitsToHalf((ushort)(x >> 16)) * mn;
+            Q4KRepack.HeaderScale(headers.Slice((u >> 3) * 16, 16), u & 7, out float scale, out float offset);
             for (int h = 0; h < 2; h++)
                 for (int i = 0; i < 16; i++)
                 {

@@ -46,18 +46,12 @@ public unsafe class GpuGemmTests
     }
 
     // Q4_K repacked at upload: 16-byte piece k0 / 32 (byte j: element j low nibble, j + 16 high), header of super-block
-    // k0 / 256 at s, the scale bytes read as gemv.cu's q4k_scale reads them (three little-endian words).
+    // k0 / 256 at s (Q4KRepack.HeaderScale: the scale bytes read as gemv.cu's q4k_scale reads them).
     private static float Q4K(byte[] b, long q, long s, GpuMat m, int k0, int e)
     {
         int u = k0 / 32;
         if (u >= m.Units) return 0;
-        long hd = s + (u >> 3) * 16;
-        int k = u & 7, sh = 8 * (k & 3);
-        uint y = BitConverter.ToUInt32(b, (int)hd + 4), z = BitConverter.ToUInt32(b, (int)hd + 8), w = BitConverter.ToUInt32(b, (int)hd + 12);
-        uint lo = (y >> sh) & 255, mid = (z >> sh) & 255, hi = (w >> sh) & 255;
-        uint sc = k < 4 ? lo & 63 : (hi & 15) | ((lo >> 6) << 4);
-        uint mi = k < 4 ? mid & 63 : (hi >> 4) | ((mid >> 6) << 4);
-        float d = Half(b, hd) * sc, mn = Half(b, hd + 2) * mi;
+        Q4KRepack.HeaderScale(b.AsSpan((int)(s + (u >> 3) * 16), 16), u & 7, out float d, out float mn);
         int code = (b[q + 16 * u + e % 16] >> (e < 16 ? 0 : 4)) & 15;
         return d * code - mn;
     }
