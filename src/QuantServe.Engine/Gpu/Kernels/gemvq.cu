@@ -327,14 +327,17 @@ template <int FMT, int NB, int R> __device__ __forceinline__ void pieces(int o, 
             for (int r = 0; r < R; r++) acc[r][b] += scale[r] * dx * (float)dot4(w[r], x, 0);
         }
     }
-    else if constexpr (FMT == FMT_Q5_K || FMT == FMT_Q6_K)
+    else
     {
+        // One 32-element block per piece: codes 0..15 in lo, 16..31 in hi (Q4_0, Q4_K, int4: the nibbles; Q5_K: with the
+        // fifth bits; Q6_K: as signed bytes q − 32, each half with its own scale).
         uint4 lo[R], hi[R];
 #pragma unroll
         for (int r = 0; r < R; r++)
         {
             if constexpr (FMT == FMT_Q5_K) q5k_words(w[r], sb[r].f, lo[r], hi[r]);
-            else q6k_words(w[r], sb[r].hb, lo[r], hi[r]);
+            else if constexpr (FMT == FMT_Q6_K) q6k_words(w[r], sb[r].hb, lo[r], hi[r]);
+            else { lo[r] = lo_nib(w[r]); hi[r] = hi_nib(w[r]); }
         }
 #pragma unroll
         for (int b = 0; b < NB; b++)
@@ -342,29 +345,15 @@ template <int FMT, int NB, int R> __device__ __forceinline__ void pieces(int o, 
             if (b >= nb) break;
             const i8* xq = a.q + b * a.qs + o * 32;
             uint4 x0 = ldq(xq), x1 = ldq(xq + 16);
-            float dx = a.d[b * a.ds + o];
+            float dx = a.d[b * a.ds + o], sx = FMT == FMT_Q6_K ? 0.f : a.s[b * a.ds + o];
 #pragma unroll
             for (int r = 0; r < R; r++)
             {
-                if constexpr (FMT == FMT_Q5_K)
-                    acc[r][b] += scale[r] * dx * (float)dot8(lo[r], hi[r], x0, x1, 0) - offset[r] * a.s[b * a.ds + o];
-                else
+                if constexpr (FMT == FMT_Q6_K)
                     acc[r][b] += dx * (scale[r] * (float)dot4(lo[r], x0, 0) + offset[r] * (float)dot4(hi[r], x1, 0));
+                else
+                    acc[r][b] += scale[r] * dx * (float)dot8(lo[r], hi[r], x0, x1, 0) - offset[r] * sx;
             }
-        }
-    }
-    else
-    {
-#pragma unroll
-        for (int b = 0; b < NB; b++)
-        {
-            if (b >= nb) break;
-            const i8* xq = a.q + b * a.qs + o * 32;
-            uint4 x0 = ldq(xq), x1 = ldq(xq + 16);
-            float dx = a.d[b * a.ds + o], sx = a.s[b * a.ds + o];
-#pragma unroll
-            for (int r = 0; r < R; r++)
-                acc[r][b] += scale[r] * dx * (float)dot8(lo_nib(w[r]), hi_nib(w[r]), x0, x1, 0) - offset[r] * sx;
         }
     }
 }
